@@ -1,0 +1,99 @@
+# orderflow: build, run and test. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+JOBS            ?= 2
+BUILD_TYPE      ?= RelWithDebInfo
+ASAN_BUILD_TYPE ?= Debug
+PYTHON          ?= python3
+VENV            := .venv
+PYTEST          := $(VENV)/bin/pytest
+PYTEST_ARGS     ?=
+CTEST_ARGS      ?=
+SYSTEM_TESTS    := tests/system
+
+# Sanitizer settings for everything run from build-asan (the system-test
+# harness sets the same for the services it starts).
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+.PHONY: help build asan deps up down test unit unit-asan system system-asan \
+        bench fuzz venv clean distclean
+
+help:
+	@echo "make build        release build (RelWithDebInfo) in build/"
+	@echo "make asan         ASan+UBSan build in build-asan/ (-DOF_SANITIZE=ON)"
+	@echo "make deps         install missing Debian packages, fetch the Kafka jars"
+	@echo "make up / down    start / stop the local stack (PostgreSQL, Kafka, services)"
+	@echo "make test         everything CI runs: deps, both builds, unit + system tests"
+	@echo "make unit         CTest unit tests in build/ (unit-asan: in build-asan/)"
+	@echo "make system       pytest system tests against build/bin (system-asan: build-asan/bin)"
+	@echo "make venv         .venv with tests/system/requirements.txt"
+	@echo "make bench|fuzz   run bench/run or fuzz/run if present"
+	@echo "make clean        remove build dirs (distclean: also .venv and var/, after make down)"
+
+build:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake --build build -j$(JOBS)
+
+asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=$(ASAN_BUILD_TYPE) -DOF_SANITIZE=ON
+	cmake --build build-asan -j$(JOBS)
+
+deps:
+	deploy/install-deps.sh
+	deploy/kafka.sh fetch
+
+up:
+	deploy/up.sh
+
+down:
+	deploy/down.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: $(SYSTEM_TESTS)/requirements.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r $(SYSTEM_TESTS)/requirements.txt
+	@touch $@
+
+unit: build
+	ctest --test-dir build --output-on-failure $(CTEST_ARGS)
+
+unit-asan: asan
+	$(ASAN_ENV) ctest --test-dir build-asan --output-on-failure $(CTEST_ARGS)
+
+system: build venv
+	OF_BIN_DIR=build/bin $(PYTEST) $(SYSTEM_TESTS) $(PYTEST_ARGS)
+
+system-asan: asan venv
+	OF_BIN_DIR=build-asan/bin $(ASAN_ENV) $(PYTEST) $(SYSTEM_TESTS) $(PYTEST_ARGS)
+
+# Sequential on purpose: deps must be in place before anything builds.
+test:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory venv
+	@echo "==> unit tests (build)"
+	ctest --test-dir build --output-on-failure $(CTEST_ARGS)
+	@echo "==> unit tests (build-asan)"
+	$(ASAN_ENV) ctest --test-dir build-asan --output-on-failure $(CTEST_ARGS)
+	@echo "==> system tests (build/bin)"
+	OF_BIN_DIR=build/bin $(PYTEST) $(SYSTEM_TESTS) $(PYTEST_ARGS)
+	@echo "==> system tests (build-asan/bin)"
+	OF_BIN_DIR=build-asan/bin $(ASAN_ENV) $(PYTEST) $(SYSTEM_TESTS) $(PYTEST_ARGS)
+
+bench:
+	@if [ -x bench/run ]; then bench/run; else echo "bench/run not present"; fi
+
+fuzz:
+	@if [ -x fuzz/run ]; then fuzz/run; else echo "fuzz: not present (no fuzz/run)"; fi
+
+clean:
+	rm -rf build build-asan
+
+distclean: clean
+	@if ls var/run/*.pid >/dev/null 2>&1 || [ -f var/kafka/kafka.pid ]; then \
+		echo "run 'make down' first"; exit 1; fi
+	rm -rf $(VENV) var

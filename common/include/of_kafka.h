@@ -1,0 +1,207 @@
+/*
+ * of_kafka.h - librdkafka done one way for all of orderflow.
+ *
+ * Producer: idempotent (enable.idempotence=true, acks=all), its own poll
+ * thread serving delivery reports, statistics every second (queue depth,
+ * broker state for /readyz), librdkafka's logs routed into of_log.
+ *
+ * Consumer: at-least-once. enable.auto.offset.store=false: the caller
+ * stores a record's offset (of_kafka_consumer_store) only after the
+ * record's outcome is decided and recorded; auto-commit then commits what
+ * was stored. On a revoke, stored offsets are committed synchronously
+ * before the partitions are given up (rebalance-safe).
+ *
+ * Both apply OF_RDKAFKA_* overrides last (of_config.h), so an operator can
+ * change any property without code changes.
+ */
+#ifndef OF_KAFKA_H
+#define OF_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "of_status.h"
+
+/* --------------------------------------------------------------------- */
+/* Producer                                                               */
+
+typedef struct of_kafka_producer of_kafka_producer;
+
+/* Called once per produced record, from the producer's poll thread, with
+ * RD_KAFKA_RESP_ERR_NO_ERROR when the record is durably in Kafka (acked by
+ * all in-sync replicas) or the final error otherwise. `msg` is valid only
+ * during the call. Must not block. */
+typedef void (*of_kafka_dr_fn)(void *ud, rd_kafka_resp_err_t err,
+                               const rd_kafka_message_t *msg);
+
+typedef struct of_kafka_producer_opts {
+    const char *brokers;   /* required */
+    const char *client_id; /* e.g. "payment-gw" */
+    int linger_ms;         /* 0 means librdkafka's default (5 ms) */
+    int64_t message_timeout_ms; /* delivery.timeout.ms; 0 = default 30 s */
+} of_kafka_producer_opts;
+
+/* Creates the producer and starts its poll thread. Returns NULL with err
+ * set on a bad configuration (fatal). */
+of_kafka_producer *of_kafka_producer_new(const of_kafka_producer_opts *o,
+                                         char *err, size_t errlen);
+
+/* Enqueues one record. `hdrs` (may be NULL) is owned by the producer from
+ * the moment of the call, whatever the result. key/value are copied.
+ * `dr` (may be NULL) is called exactly once when OF_OK is returned, never
+ * when an error is returned. On a full local queue it polls and retries
+ * for up to `block_ms` before giving up with OF_ETRANSIENT; an unknown
+ * topic or a too-large record is OF_EPERMANENT; a fatal producer error is
+ * OF_EFATAL. err (may be NULL) gets librdkafka's reason. */
+of_status of_kafka_produce(of_kafka_producer *p, const char *topic,
+                           int32_t partition, const void *key, size_t klen,
+                           const void *value, size_t vlen,
+                           rd_kafka_headers_t *hdrs, of_kafka_dr_fn dr,
+                           void *ud, int block_ms, char *err, size_t errlen);
+
+/* Waits up to timeout_ms for every queued record to be delivered or fail.
+ * Returns the number of records still outstanding (0 = all done). */
+int of_kafka_producer_flush(of_kafka_producer *p, int timeout_ms);
+
+/* True when the producer has an UP connection to at least one broker (from
+ * the last statistics, at most ~1 s old) and no fatal error. */
+bool of_kafka_producer_ready(of_kafka_producer *p);
+
+/* Records waiting in the local queue (librdkafka's outq length). */
+int of_kafka_producer_queue_len(of_kafka_producer *p);
+
+/* The underlying handle, for calls this module does not wrap. */
+rd_kafka_t *of_kafka_producer_handle(of_kafka_producer *p);
+
+/* Flushes for up to timeout_ms, stops the poll thread and destroys the
+ * producer. Records not delivered by then get their dr with
+ * RD_KAFKA_RESP_ERR__PURGE_QUEUE. NULL-safe. */
+void of_kafka_producer_destroy(of_kafka_producer *p, int timeout_ms);
+
+/* --------------------------------------------------------------------- */
+/* Consumer                                                               */
+
+typedef struct of_kafka_consumer of_kafka_consumer;
+
+/* Called from inside of_kafka_consumer_poll() when partitions are
+ * assigned (assigned=true) or are about to be revoked (false, after stored
+ * offsets were committed). May be NULL. */
+typedef void (*of_kafka_rebalance_fn)(void *ud, bool assigned,
+                                      const rd_kafka_topic_partition_list_t *parts);
+
+typedef struct of_kafka_consumer_opts {
+    const char *brokers;   /* required */
+    const char *group_id;  /* required; already prefixed */
+    const char *client_id;
+    const char *const *topics; /* NULL-terminated; already prefixed */
+    of_kafka_rebalance_fn on_rebalance;
+    void *rebalance_ud;
+    int max_poll_interval_ms; /* 0 = default 300000 */
+} of_kafka_consumer_opts;
+
+/* Creates the consumer and subscribes. auto.offset.reset=earliest (a new
+ * group starts from the beginning: nothing is skipped). NULL + err on
+ * failure (fatal). */
+of_kafka_consumer *of_kafka_consumer_new(const of_kafka_consumer_opts *o,
+                                         char *err, size_t errlen);
+
+/* Returns the next record (caller destroys it with
+ * rd_kafka_message_destroy) or NULL on timeout. Consumer errors that are
+ * only informational (partition EOF, transport errors librdkafka retries
+ * itself) are logged and NULL is returned. */
+rd_kafka_message_t *of_kafka_consumer_poll(of_kafka_consumer *c,
+                                           int timeout_ms);
+
+/* Stores offset+1 of msg for the next commit. Returns OF_OK, or
+ * OF_ETRANSIENT when the partition is no longer assigned (its new owner
+ * will process the record again: at-least-once). */
+of_status of_kafka_consumer_store(of_kafka_consumer *c,
+                                  const rd_kafka_message_t *msg);
+
+/* Commits stored offsets synchronously now. */
+of_status of_kafka_consumer_commit(of_kafka_consumer *c);
+
+/* True when the consumer has an UP broker connection (from statistics). */
+bool of_kafka_consumer_ready(of_kafka_consumer *c);
+
+/* Sum of consumer lag over assigned partitions from the last statistics
+ * (-1 when unknown). Per-partition lag is also exported as the gauge
+ * orderflow_kafka_consumer_lag{group,topic,partition}. */
+int64_t of_kafka_consumer_lag(of_kafka_consumer *c);
+
+rd_kafka_t *of_kafka_consumer_handle(of_kafka_consumer *c);
+
+/* Commits stored offsets, leaves the group (rd_kafka_consumer_close) and
+ * destroys the consumer. NULL-safe. */
+void of_kafka_consumer_destroy(of_kafka_consumer *c);
+
+/* --------------------------------------------------------------------- */
+/* Headers                                                                */
+
+/* The CloudEvents binary-mode headers of contract section 4: ce_specversion
+ * "1.0", ce_id, ce_type, ce_source, ce_time, content-type
+ * "application/json", and traceparent when not NULL. Returns a new header
+ * list (owned by the caller until handed to of_kafka_produce). */
+rd_kafka_headers_t *of_kafka_ce_headers(const char *ce_id, const char *ce_type,
+                                        const char *ce_source,
+                                        const char *ce_time,
+                                        const char *traceparent);
+
+/* Copies the LAST header named `name` of msg into buf as a NUL-terminated
+ * string. Returns buf, or NULL when absent, NULL-valued, or longer than
+ * buflen-1 bytes. */
+const char *of_kafka_header(const rd_kafka_message_t *msg, const char *name,
+                            char *buf, size_t buflen);
+
+/* Same for a header list. */
+const char *of_kafka_headers_get(const rd_kafka_headers_t *hdrs,
+                                 const char *name, char *buf, size_t buflen);
+
+/* --------------------------------------------------------------------- */
+/* Dead-letter queue (contract section 7)                                 */
+
+typedef struct of_dlq_info {
+    const char *group;         /* consumer group that gave up */
+    const char *service;       /* "inventory", "notify" */
+    const char *error_class;   /* token, e.g. "invalid_json" */
+    const char *error_message; /* truncated to 1 KiB */
+    int attempts;
+    const char *original_topic; /* NULL: rd_kafka_topic_name(orig) */
+} of_dlq_info;
+
+/* Publishes `orig` to dlq_topic keeping its key, value and headers byte
+ * for byte and adding the dlq.* headers (dlq.original.topic, .partition,
+ * .offset, .timestamp, dlq.consumer.group, dlq.service, dlq.error.class,
+ * dlq.error.message, dlq.attempts, dlq.failed.at). Existing dlq.* headers
+ * of orig (a replayed record failing again) are replaced, not repeated.
+ * Same ownership and dr rules as of_kafka_produce. */
+of_status of_kafka_dlq_publish(of_kafka_producer *p, const char *dlq_topic,
+                               const rd_kafka_message_t *orig,
+                               const of_dlq_info *info, of_kafka_dr_fn dr,
+                               void *ud, char *err, size_t errlen);
+
+/* Produces synchronously: enqueues and waits up to timeout_ms for the
+ * delivery report. OF_OK only when the record is durably in Kafka. For
+ * slow paths (DLQ, retries) where simplicity beats throughput. */
+of_status of_kafka_produce_sync(of_kafka_producer *p, const char *topic,
+                                const void *key, size_t klen,
+                                const void *value, size_t vlen,
+                                rd_kafka_headers_t *hdrs, int timeout_ms,
+                                char *err, size_t errlen);
+
+/* Same, for a DLQ record. */
+of_status of_kafka_dlq_publish_sync(of_kafka_producer *p,
+                                    const char *dlq_topic,
+                                    const rd_kafka_message_t *orig,
+                                    const of_dlq_info *info, int timeout_ms,
+                                    char *err, size_t errlen);
+
+/* Classifies a librdkafka error: transient (retriable, transport, timeout,
+ * queue full, all brokers down), fatal (rd_kafka_fatal_error territory,
+ * authentication, bad configuration) or permanent (the rest). */
+of_status of_kafka_classify(rd_kafka_resp_err_t err);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * of_pg.h - libpq done carefully (pgbench manner).
+ *
+ * One of_pg holds one connection, owned by one thread at a time. It
+ * connects with application_name, reconnects with backoff when the
+ * connection is bad, and classifies every failure by SQLSTATE:
+ *   transient: class 08 (connection), 40001 serialization_failure,
+ *              40P01 deadlock_detected, 57P01..57P03 (shutdown, cannot
+ *              connect now), 53xxx (insufficient resources), 55P03
+ *              lock_not_available, and a lost connection (no SQLSTATE);
+ *   permanent: everything else (constraint violations, bad data, ...).
+ */
+#ifndef OF_PG_H
+#define OF_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "of_status.h"
+
+typedef struct of_pg of_pg;
+
+/* Creates a handle; does not connect yet. `dsn` is any libpq connection
+ * string or URI (libpq settings are set through it); application_name is
+ * added unless the DSN sets one. Returns NULL on allocation failure. */
+of_pg *of_pg_new(const char *dsn, const char *application_name);
+
+/* Returns a usable connection, connecting or reconnecting if needed (one
+ * attempt, connect_timeout 5 s). NULL with err set when PostgreSQL cannot
+ * be reached (transient: try again after of_pg_backoff_ms()). */
+PGconn *of_pg_conn(of_pg *pg, char *err, size_t errlen);
+
+/* Milliseconds to wait before the next connection attempt (exponential
+ * with jitter, reset by a successful connection). */
+long of_pg_backoff_ms(of_pg *pg);
+
+/* True when the last operation left the connection healthy. */
+bool of_pg_connected(of_pg *pg);
+
+/* Drops the connection (after an error that left it in an unknown state;
+ * the next of_pg_conn reconnects). */
+void of_pg_reset(of_pg *pg);
+
+/* Classifies a SQLSTATE (NULL = no SQLSTATE, e.g. connection lost:
+ * transient). */
+of_status of_pg_classify_sqlstate(const char *sqlstate);
+
+/* Classifies a result: OF_OK for PGRES_COMMAND_OK/TUPLES_OK/
+ * PIPELINE_SYNC, else by SQLSTATE; a NULL result or a bad connection is
+ * transient. */
+of_status of_pg_classify(PGconn *conn, const PGresult *res);
+
+/* Runs one parameterised statement (text parameters, may be NULL values).
+ * On OF_OK, *out (if not NULL) receives the result (caller PQclear's it);
+ * on error the result is cleared, err gets "SQLSTATE: message", and a
+ * transient error on a bad connection resets it. */
+of_status of_pg_exec(of_pg *pg, const char *sql, int nparams,
+                     const char *const *params, PGresult **out, char *err,
+                     size_t errlen) OF_MUST_CHECK;
+
+/* Applies deploy/sql-style migrations from `dir`: files named
+ * NNN_name.sql, in numeric order, each once, each in its own transaction,
+ * recorded in table schema_migrations(version, name, applied_at). Takes a
+ * session advisory lock so concurrent starters do not race. Returns OF_OK,
+ * OF_ETRANSIENT when PostgreSQL is unreachable, OF_EFATAL for a bad
+ * migration (err names the file). */
+of_status of_pg_migrate(of_pg *pg, const char *dir, char *err,
+                        size_t errlen) OF_MUST_CHECK;
+
+/* Closes and frees. NULL-safe. */
+void of_pg_free(of_pg *pg);
+
+#endif

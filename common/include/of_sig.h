@@ -1,0 +1,54 @@
+/*
+ * of_sig.h - the X-Signature scheme (contract section 2 and 6).
+ *
+ *   X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+ *
+ * Several v1= entries may appear; any one matching any configured secret
+ * passes; t must be within the tolerance of the server clock both ways.
+ * Comparison is constant-time (CRYPTO_memcmp).
+ */
+#ifndef OF_SIG_H
+#define OF_SIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum of_sig_result {
+    OF_SIG_OK = 0,
+    OF_SIG_MISSING,   /* header absent or empty */
+    OF_SIG_MALFORMED, /* not t=<digits>,v1=<64 hex>[,...] */
+    OF_SIG_EXPIRED,   /* t outside the window (past or future) */
+    OF_SIG_MISMATCH,  /* no v1 matches any secret */
+} of_sig_result;
+
+#define OF_SIG_TOLERANCE_S 300
+#define OF_SIG_MAX_V1 8 /* more v1 entries than this is malformed */
+
+/* HMAC-SHA256(secret, "<t>." || body) as 64 lowercase hex chars + NUL in
+ * out (>= 65 bytes). Returns 0, or -1 on an OpenSSL failure. */
+int of_sig_compute(const char *secret, int64_t t, const void *body,
+                   size_t blen, char *out, size_t outlen);
+
+/* Writes a full header value "t=<t>,v1=<hex>" into out (>= 96 bytes: a
+ * 10-digit t already needs 81). Returns 0, or -1 when out is too small. */
+int of_sig_header(const char *secret, int64_t t, const void *body,
+                  size_t blen, char *out, size_t outlen);
+
+/* Verifies `header` (may be NULL) over body against every secret
+ * (nsecrets >= 1) at time `now` (unix seconds). Every secret and every v1
+ * is compared, so timing does not reveal which matched. */
+of_sig_result of_sig_verify(const char *header, const void *body,
+                            size_t blen, const char *const *secrets,
+                            size_t nsecrets, int64_t now, int64_t tolerance_s);
+
+/* A precise, non-secret detail sentence for a 401 answer. Never NULL. */
+const char *of_sig_result_detail(of_sig_result r);
+
+/* Short token ("missing", "malformed", "expired", "mismatch", "ok"). */
+const char *of_sig_result_str(of_sig_result r);
+
+/* Constant-time equality of two equal-length buffers; different lengths
+ * compare unequal (length is not secret). */
+int of_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+#endif

@@ -1,0 +1,213 @@
+/*
+ * of_sig.c - the X-Signature scheme (of_sig.h).
+ *
+ *   X-Signature: t=<1..12 digits>,v1=<64 hex>[,v1=<64 hex>...][,v0=...]
+ *
+ * Items are separated by commas with optional spaces/tabs around them.
+ * Exactly one t; 1..OF_SIG_MAX_V1 v1 entries (hex in either case); other
+ * schemes ("v0=...") are ignored. Anything else is malformed.
+ */
+#include "of_sig.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#define MAC_LEN 32
+
+/* HMAC-SHA256(secret, "<t>." || body) into mac[32]. Returns 0 or -1. */
+static int hmac_t_body(const char *secret, int64_t t, const void *body,
+                       size_t blen, unsigned char mac[MAC_LEN])
+{
+    char prefix[32];
+    int plen = snprintf(prefix, sizeof prefix, "%" PRId64 ".", t);
+    size_t outl = 0;
+    int ok = 0;
+    EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end()};
+    if (ctx && EVP_MAC_init(ctx, (const unsigned char *)secret,
+                            strlen(secret), params) &&
+        EVP_MAC_update(ctx, (const unsigned char *)prefix, (size_t)plen) &&
+        (blen == 0 || EVP_MAC_update(ctx, body, blen)) &&
+        EVP_MAC_final(ctx, mac, &outl, MAC_LEN) && outl == MAC_LEN)
+        ok = 1;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(hmac);
+    return ok ? 0 : -1;
+}
+
+int of_sig_compute(const char *secret, int64_t t, const void *body,
+                   size_t blen, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[MAC_LEN];
+    if (secret == NULL || out == NULL || outlen < 2 * MAC_LEN + 1 ||
+        hmac_t_body(secret, t, body, blen, mac) != 0)
+        return -1;
+    for (int i = 0; i < MAC_LEN; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[2 * MAC_LEN] = '\0';
+    return 0;
+}
+
+int of_sig_header(const char *secret, int64_t t, const void *body,
+                  size_t blen, char *out, size_t outlen)
+{
+    char hexmac[2 * MAC_LEN + 1];
+    if (of_sig_compute(secret, t, body, blen, hexmac, sizeof hexmac) != 0)
+        return -1;
+    int n = snprintf(out, outlen, "t=%" PRId64 ",v1=%s", t, hexmac);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+
+/* What the parser extracts from a header. */
+typedef struct parsed {
+    int64_t t;
+    unsigned char v1[OF_SIG_MAX_V1][MAC_LEN];
+    size_t nv1;
+} parsed;
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Parses one "key=value" item s[0..n); returns false when malformed. */
+static bool parse_item(const char *s, size_t n, parsed *p, bool *have_t)
+{
+    const char *eq = memchr(s, '=', n);
+    if (eq == NULL || eq == s)
+        return false;
+    size_t klen = (size_t)(eq - s), vlen = n - klen - 1;
+    const char *v = eq + 1;
+    if (klen == 1 && s[0] == 't') {
+        if (*have_t || vlen < 1 || vlen > 12)
+            return false;
+        int64_t t = 0;
+        for (size_t i = 0; i < vlen; i++) {
+            if (!isdigit((unsigned char)v[i]))
+                return false;
+            t = t * 10 + (v[i] - '0');
+        }
+        p->t = t;
+        *have_t = true;
+    } else if (klen == 2 && s[0] == 'v' && s[1] == '1') {
+        if (vlen != 2 * MAC_LEN || p->nv1 == OF_SIG_MAX_V1)
+            return false;
+        for (size_t i = 0; i < MAC_LEN; i++) {
+            int hi = hexval((unsigned char)v[2 * i]);
+            int lo = hexval((unsigned char)v[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                return false;
+            p->v1[p->nv1][i] = (unsigned char)(hi * 16 + lo);
+        }
+        p->nv1++;
+    }
+    /* Any other scheme (v0=..., future v2=...) is ignored. */
+    return true;
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Splits on commas, trims blanks around each item, parses each. */
+static bool parse_header(const char *h, parsed *p)
+{
+    bool have_t = false;
+    memset(p, 0, sizeof *p);
+    for (const char *s = h;;) {
+        const char *comma = strchr(s, ',');
+        const char *end = comma ? comma : s + strlen(s);
+        const char *a = s, *b = end;
+        while (a < b && is_blank(*a))
+            a++;
+        while (b > a && is_blank(b[-1]))
+            b--;
+        if (a == b || !parse_item(a, (size_t)(b - a), p, &have_t))
+            return false;
+        if (comma == NULL)
+            break;
+        s = comma + 1;
+    }
+    return have_t && p->nv1 > 0;
+}
+
+of_sig_result of_sig_verify(const char *header, const void *body,
+                            size_t blen, const char *const *secrets,
+                            size_t nsecrets, int64_t now, int64_t tolerance_s)
+{
+    size_t i = 0;
+    while (header && is_blank(header[i]))
+        i++;
+    if (header == NULL || header[i] == '\0')
+        return OF_SIG_MISSING;
+    parsed p;
+    if (!parse_header(header, &p))
+        return OF_SIG_MALFORMED;
+    if (p.t < now - tolerance_s || p.t > now + tolerance_s)
+        return OF_SIG_EXPIRED;
+    /* Every secret against every v1, no early exit. */
+    int match = 0;
+    for (size_t s = 0; s < nsecrets; s++) {
+        unsigned char mac[MAC_LEN];
+        if (secrets[s] == NULL || hmac_t_body(secrets[s], p.t, body, blen, mac))
+            continue;
+        for (size_t k = 0; k < p.nv1; k++)
+            match |= CRYPTO_memcmp(mac, p.v1[k], MAC_LEN) == 0;
+    }
+    return match ? OF_SIG_OK : OF_SIG_MISMATCH;
+}
+
+const char *of_sig_result_detail(of_sig_result r)
+{
+    switch (r) {
+    case OF_SIG_OK:
+        return "The signature is valid.";
+    case OF_SIG_MISSING:
+        return "The X-Signature header is missing.";
+    case OF_SIG_MALFORMED:
+        return "The X-Signature header is malformed: expected "
+               "t=<unix seconds>,v1=<64 hex chars of HMAC-SHA256>.";
+    case OF_SIG_EXPIRED:
+        return "The X-Signature timestamp is more than 300 seconds away from "
+               "the server clock.";
+    case OF_SIG_MISMATCH:
+        return "No v1 signature matches the request body.";
+    }
+    return "The signature could not be verified.";
+}
+
+const char *of_sig_result_str(of_sig_result r)
+{
+    switch (r) {
+    case OF_SIG_OK: return "ok";
+    case OF_SIG_MISSING: return "missing";
+    case OF_SIG_MALFORMED: return "malformed";
+    case OF_SIG_EXPIRED: return "expired";
+    case OF_SIG_MISMATCH: return "mismatch";
+    }
+    return "unknown";
+}
+
+int of_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (alen != blen)
+        return 0;
+    return alen == 0 || CRYPTO_memcmp(a, b, alen) == 0;
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# `make up`: the whole stack on this machine, no Docker. Installs what is
+# missing, builds, starts PostgreSQL and Kafka, creates the topics, starts the
+# three services (which apply deploy/sql migrations themselves), seeds demo
+# stock, waits until every /readyz answers 200 and prints where things are.
+# Running it again starts only what is not running.
+#
+# State: var/pg (PostgreSQL data), var/kafka (broker data + jars), var/log
+# (one log per process), var/run (pid files), var/env.sh (OF_* for ofctl).
+#
+# Ports (env): OF_PG_PORT 5433, OF_KAFKA_PORT 9092, OF_KAFKA_CONTROLLER_PORT
+# 9093, OF_GW_PORT 8080, OF_INVENTORY_PORT 8081, OF_NOTIFY_PORT 8082,
+# OF_SINK_PORT 8099. Every other OF_* variable you set (CONTRACT.md section 8)
+# is passed to the services unchanged. Dev defaults: OF_WEBHOOK_SECRETS=
+# dev-webhook-secret, OF_ADMIN_TOKEN=dev-admin-token, OF_NOTIFY_SECRET=
+# dev-notify-secret, notification provider URLs -> the local dev sink.
+# Switches: OF_SEED_DEMO=0 (no demo stock), OF_SKIP_DEPS=1, OF_SKIP_BUILD=1,
+# OF_READY_TIMEOUT (seconds, default 60), OF_PG_DATA (PostgreSQL data dir).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+var="$root/var"
+bin="$root/build/bin"
+
+die() { echo "up: error: $*" >&2; exit 1; }
+step() { echo "==> $*"; }
+
+# --- configuration -------------------------------------------------------------
+
+: "${OF_PG_PORT:=5433}"
+: "${OF_KAFKA_PORT:=9092}"
+: "${OF_KAFKA_CONTROLLER_PORT:=9093}"
+: "${OF_GW_PORT:=8080}"
+: "${OF_INVENTORY_PORT:=8081}"
+: "${OF_NOTIFY_PORT:=8082}"
+: "${OF_SINK_PORT:=8099}"
+: "${OF_READY_TIMEOUT:=60}"
+: "${OF_SEED_DEMO:=1}"
+
+dev_webhook_secret=dev-webhook-secret
+dev_admin_token=dev-admin-token
+dev_notify_secret=dev-notify-secret
+
+: "${OF_KAFKA_BROKERS:=127.0.0.1:$OF_KAFKA_PORT}"
+: "${OF_PG_DSN:=host=127.0.0.1 port=$OF_PG_PORT dbname=orderflow user=orderflow}"
+: "${OF_LOG_LEVEL:=info}"
+: "${OF_WEBHOOK_SECRETS=$dev_webhook_secret}"
+: "${OF_ADMIN_TOKEN:=$dev_admin_token}"
+: "${OF_NOTIFY_SECRET:=$dev_notify_secret}"
+: "${OF_NOTIFY_EMAIL_URL:=http://127.0.0.1:$OF_SINK_PORT/email}"
+: "${OF_NOTIFY_SMS_URL:=http://127.0.0.1:$OF_SINK_PORT/sms}"
+: "${OF_NOTIFY_WEBHOOK_URL:=http://127.0.0.1:$OF_SINK_PORT/webhook}"
+: "${OF_MIGRATIONS_DIR:=$root/deploy/sql}"
+: "${OF_INVENTORY_URL:=http://127.0.0.1:$OF_INVENTORY_PORT}"
+: "${OF_PAYMENT_GW_URL:=http://127.0.0.1:$OF_GW_PORT}"
+export OF_KAFKA_BROKERS OF_PG_DSN OF_LOG_LEVEL OF_WEBHOOK_SECRETS OF_ADMIN_TOKEN \
+    OF_NOTIFY_SECRET OF_NOTIFY_EMAIL_URL OF_NOTIFY_SMS_URL OF_NOTIFY_WEBHOOK_URL \
+    OF_MIGRATIONS_DIR OF_INVENTORY_URL OF_PAYMENT_GW_URL
+
+for v in OF_PG_PORT OF_KAFKA_PORT OF_KAFKA_CONTROLLER_PORT OF_GW_PORT OF_INVENTORY_PORT \
+         OF_NOTIFY_PORT OF_SINK_PORT OF_READY_TIMEOUT; do
+    [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number (got '${!v}')"
+done
+
+mkdir -p "$var/log" "$var/run" "$var/kafka"
+
+# --- helpers -------------------------------------------------------------------
+
+# our_pid NAME MATCH: the pid in var/run/NAME.pid if that process is alive and
+# its command line contains MATCH (so a reused pid is never taken for ours).
+our_pid() {
+    local pidf="$var/run/$1.pid" pid cmdline
+    [[ -f "$pidf" ]] || return 1
+    pid="$(cat "$pidf" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
+    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || return 1
+    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+    [[ "$cmdline" == *"$2"* ]] || return 1
+    echo "$pid"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# spawn NAME LOG CMD...: start CMD detached (own session, survives make),
+# output appended to LOG, pid in var/run/NAME.pid.
+spawn() {
+    local name="$1" logf="$2"
+    shift 2
+    echo "=== $(date -u +%FT%TZ) starting $name" >>"$logf"
+    (exec setsid "$@" >>"$logf" 2>&1 </dev/null) &
+    echo "$!" >"$var/run/$name.pid"
+}
+
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
+
+# wait_ready NAME URL: poll URL until 200; fail early if the process died.
+wait_ready() {
+    local name="$1" url="$2" match="$3" deadline
+    deadline=$(( $(date +%s) + OF_READY_TIMEOUT ))
+    until http_ok "$url"; do
+        if ! our_pid "$name" "$match" >/dev/null; then
+            echo "--- last lines of var/log/$name.log ---" >&2
+            tail -n 40 "$var/log/$name.log" >&2 || true
+            die "$name exited during start-up (log: var/log/$name.log; 'make down' stops the rest)"
+        fi
+        if (( $(date +%s) >= deadline )); then
+            tail -n 40 "$var/log/$name.log" >&2 || true
+            die "$name not ready at $url after ${OF_READY_TIMEOUT}s (log: var/log/$name.log; 'make down' stops the rest)"
+        fi
+        sleep 0.2
+    done
+}
+
+# --- 1. dependencies and build ---------------------------------------------------
+
+if [[ "${OF_SKIP_DEPS:-0}" != 1 ]]; then
+    step "checking system packages"
+    "$root/deploy/install-deps.sh"
+fi
+if [[ "${OF_SKIP_BUILD:-0}" != 1 ]]; then
+    step "building (make build)"
+    make --no-print-directory -C "$root" build
+fi
+for b in payment-gw inventory notify ofctl; do
+    [[ -x "$bin/$b" ]] || die "$bin/$b missing after the build"
+done
+"$root/deploy/kafka.sh" fetch
+
+# --- 2. PostgreSQL ---------------------------------------------------------------
+
+# As root the server runs as user postgres, which must be able to reach the
+# data dir. A checkout under a private directory (e.g. /root) is not reachable,
+# so the data then lives under /var/tmp, with var/pg a symlink to it.
+if [[ -n "${OF_PG_DATA:-}" ]]; then
+    pg_dir="$OF_PG_DATA"
+elif [[ -L "$var/pg" ]]; then
+    pg_dir="$(readlink -f "$var/pg")"
+elif [[ $(id -u) -ne 0 || -d "$var/pg" ]] || runuser -u postgres -- test -x "$var"; then
+    pg_dir="$var/pg"
+else
+    pg_dir="/var/tmp/orderflow-pg-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
+    echo "up: note: user postgres cannot reach $var; PostgreSQL data goes to $pg_dir (var/pg links to it)"
+    ln -sfn "$pg_dir" "$var/pg"
+fi
+step "postgresql on 127.0.0.1:$OF_PG_PORT ($pg_dir)"
+"$root/deploy/pg.sh" init "$pg_dir" "$OF_PG_PORT"
+"$root/deploy/pg.sh" start "$pg_dir"
+
+# --- 3. Kafka ----------------------------------------------------------------------
+
+step "kafka on 127.0.0.1:$OF_KAFKA_PORT"
+"$root/deploy/kafka.sh" start "$var/kafka" "$OF_KAFKA_PORT" "$OF_KAFKA_CONTROLLER_PORT"
+
+step "topics (ofctl topics create)"
+"$bin/ofctl" topics create || die "ofctl topics create failed"
+
+# --- 4. dev sink and services --------------------------------------------------------
+
+sink_match="deploy/devsink.py"
+if pid="$(our_pid sink "$sink_match")"; then
+    echo "dev sink already running (pid $pid)"
+else
+    port_busy "$OF_SINK_PORT" && die "port $OF_SINK_PORT (OF_SINK_PORT) is already in use"
+    spawn sink "$var/log/sink.log" python3 -u "$root/deploy/devsink.py" --port "$OF_SINK_PORT"
+fi
+
+declare -A svc_port=([payment-gw]="$OF_GW_PORT" [inventory]="$OF_INVENTORY_PORT" [notify]="$OF_NOTIFY_PORT")
+declare -A svc_port_var=([payment-gw]=OF_GW_PORT [inventory]=OF_INVENTORY_PORT [notify]=OF_NOTIFY_PORT)
+services=(payment-gw inventory notify)
+for name in "${services[@]}"; do
+    if pid="$(our_pid "$name" "$bin/$name")"; then
+        echo "$name already running (pid $pid)"
+        continue
+    fi
+    port="${svc_port[$name]}"
+    port_busy "$port" && die "port $port for $name is already in use (set ${svc_port_var[$name]})"
+    step "starting $name on :$port"
+    # OF_HTTP_PORT is per service; everything else is the exported environment.
+    OF_HTTP_PORT="$port" spawn "$name" "$var/log/$name.log" "$bin/$name"
+done
+
+wait_ready sink "http://127.0.0.1:$OF_SINK_PORT/ready" "$sink_match"
+for name in "${services[@]}"; do
+    wait_ready "$name" "http://127.0.0.1:${svc_port[$name]}/readyz" "$bin/$name"
+done
+
+# --- 5. demo stock -------------------------------------------------------------------
+
+if [[ "$OF_SEED_DEMO" != 0 ]]; then
+    seeded=()
+    for entry in SKU-RED-MUG:100 SKU-BLUE-MUG:100 SKU-TEE-M:50 SKU-TEE-L:50 SKU-POSTER:10; do
+        sku="${entry%%:*}" qty="${entry##*:}"
+        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$OF_INVENTORY_URL/v1/stock/$sku" || true)"
+        if [[ "$code" == 404 ]]; then
+            "$bin/ofctl" stock set "$sku" "$qty" >/dev/null || die "ofctl stock set $sku $qty failed"
+            seeded+=("$sku=$qty")
+        fi
+    done
+    [[ ${#seeded[@]} -eq 0 ]] || echo "seeded demo stock: ${seeded[*]}"
+fi
+
+# --- 6. where things are ----------------------------------------------------------------
+
+{
+    echo "# Written by make up: settings for ofctl. Use: . var/env.sh"
+    for v in OF_KAFKA_BROKERS OF_PG_DSN OF_INVENTORY_URL OF_PAYMENT_GW_URL OF_WEBHOOK_SECRETS \
+             OF_ADMIN_TOKEN OF_TOPIC_PREFIX OF_TOPIC_PARTITIONS OF_NOTIFY_RETRY_DELAYS; do
+        if [[ -n "${!v+x}" ]]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
+    done
+} >"$var/env.sh.tmp"
+chmod 600 "$var/env.sh.tmp"
+mv "$var/env.sh.tmp" "$var/env.sh"
+
+show_secret() { # the documented dev value is shown, anything else is not
+    if [[ "$1" == "$2" ]]; then echo "$1"; else echo "(your value from the environment)"; fi
+}
+
+cat <<EOF
+
+orderflow is up.
+  payment-gw   http://127.0.0.1:$OF_GW_PORT        POST /v1/payments
+  inventory    http://127.0.0.1:$OF_INVENTORY_PORT        GET /v1/stock/{sku}, GET /v1/orders/{id}
+  notify       http://127.0.0.1:$OF_NOTIFY_PORT
+  dev sink     http://127.0.0.1:$OF_SINK_PORT        deliveries logged to var/log/sink.log
+  kafka        $OF_KAFKA_BROKERS
+  postgresql   $OF_PG_DSN
+  logs         var/log/{payment-gw,inventory,notify,sink}.log
+  every service: /healthz /readyz /metrics
+
+  webhook secret (dev): $(show_secret "$OF_WEBHOOK_SECRETS" "$dev_webhook_secret")
+  admin token (dev):    $(show_secret "$OF_ADMIN_TOKEN" "$dev_admin_token")
+
+Try a payment:
+  . var/env.sh && build/bin/ofctl pay --order ord_demo_1 --item SKU-RED-MUG:1 --wait
+
+Stop everything: make down
+EOF

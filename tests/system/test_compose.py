@@ -1,0 +1,213 @@
+"""Static checks of docker-compose.yml and deploy/Dockerfile (no Docker needed):
+the services, images, ports, healthchecks and start order the contract
+promises, only documented OF_* variables, and the image's package list in
+step with deploy/packages.txt."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.util import REPO_ROOT
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
+PACKAGES = REPO_ROOT / "deploy" / "packages.txt"
+
+# CONTRACT.md section 8.
+CONTRACT_VARS = {
+    "OF_KAFKA_BROKERS", "OF_PG_DSN", "OF_HTTP_PORT", "OF_LOG_LEVEL", "OF_WEBHOOK_SECRETS",
+    "OF_ALLOW_UNSIGNED", "OF_ADMIN_TOKEN", "OF_NOTIFY_SECRET", "OF_NOTIFY_EMAIL_URL",
+    "OF_NOTIFY_SMS_URL", "OF_NOTIFY_WEBHOOK_URL", "OF_NOTIFY_RETRY_DELAYS", "OF_TOPIC_PARTITIONS",
+}
+# orderflow's documented extensions: topic/group prefix, where the services find
+# their migrations, the URLs ofctl talks to, and the demo-stock switch of
+# make up / the compose seed job.
+EXTENSION_VARS = {
+    "OF_TOPIC_PREFIX", "OF_MIGRATIONS_DIR", "OF_INVENTORY_URL", "OF_PAYMENT_GW_URL", "OF_SEED_DEMO",
+}
+# deploy/packages.txt entries the container image does not need: they run the
+# local stack (make up), the tests and the benchmarks on the host.
+HOST_ONLY_PACKAGES = {
+    "postgresql", "default-jdk-headless", "maven", "python3-venv", "kcat", "wrk", "clang",
+    "uuid-runtime", "socat", "procps",
+}
+
+SERVICE_PORTS = {"payment-gw": 8080, "inventory": 8081, "notify": 8082}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _env(svc: dict) -> dict:
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, None) for e in env)
+    return env
+
+
+def _depends(svc: dict) -> dict:
+    dep = svc.get("depends_on") or {}
+    return {d: {"condition": "service_started"} for d in dep} if isinstance(dep, list) else dep
+
+
+def test_contract_vars_match_contract_text():
+    """If the contract sits beside the checkout (shared/), our copy of its
+    section 8 list must match it."""
+    for candidate in (REPO_ROOT.parent / "shared" / "CONTRACT.md", REPO_ROOT / "CONTRACT.md"):
+        if candidate.exists():
+            text = candidate.read_text()
+            section = text.split("## 8.", 1)[1].split("\n## ", 1)[0]
+            assert set(re.findall(r"\bOF_[A-Z_]+\b", section)) == CONTRACT_VARS
+            return
+    pytest.skip("CONTRACT.md not found beside the checkout")
+
+
+def test_services_present(compose):
+    services = compose["services"]
+    for name in ("kafka", "postgres", "init", "seed", *SERVICE_PORTS):
+        assert name in services, f"compose service {name} missing"
+
+
+def test_images(compose):
+    s = compose["services"]
+    assert s["kafka"]["image"] == "apache/kafka:3.9.1"
+    assert s["postgres"]["image"] == "postgres:15"
+    for name in ("init", "seed", *SERVICE_PORTS):
+        assert s[name]["build"]["dockerfile"] == "deploy/Dockerfile", name
+        assert s[name]["build"]["context"] == "."
+        assert s[name]["image"] == "orderflow:dev"
+
+
+def test_kafka_is_single_node_kraft(compose):
+    env = _env(compose["services"]["kafka"])
+    assert str(env["KAFKA_NODE_ID"]) == "1"
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith("1@")
+    assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
+    for k in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+              "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
+        assert str(env[k]) == "1"
+    assert len(env["CLUSTER_ID"]) == 22
+    brokers = _env(compose["services"]["payment-gw"])["OF_KAFKA_BROKERS"]
+    assert f"INTERNAL://{brokers}" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_healthchecks(compose):
+    s = compose["services"]
+    assert "kafka-broker-api-versions.sh" in " ".join(s["kafka"]["healthcheck"]["test"])
+    assert "pg_isready" in " ".join(s["postgres"]["healthcheck"]["test"])
+    for name, port in SERVICE_PORTS.items():
+        test = " ".join(s[name]["healthcheck"]["test"])
+        assert "curl" in test and f":{port}/readyz" in test, name
+
+
+def test_ports_and_http_port(compose):
+    s = compose["services"]
+    for name, port in SERVICE_PORTS.items():
+        assert f"{port}:{port}" in [str(p) for p in s[name]["ports"]], name
+        assert str(_env(s[name])["OF_HTTP_PORT"]) == str(port), name
+
+
+def test_start_order(compose):
+    s = compose["services"]
+    assert _depends(s["init"])["kafka"]["condition"] == "service_healthy"
+    for name in SERVICE_PORTS:
+        dep = _depends(s[name])
+        assert dep["kafka"]["condition"] == "service_healthy", name
+        assert dep["init"]["condition"] == "service_completed_successfully", name
+    for name in ("inventory", "notify"):
+        assert _depends(s[name])["postgres"]["condition"] == "service_healthy", name
+    assert _depends(s["seed"])["inventory"]["condition"] == "service_healthy"
+    assert s["init"]["command"] == ["ofctl", "topics", "create"]
+    assert "ofctl stock set" in " ".join(s["seed"]["command"])
+
+
+def test_only_documented_of_vars(compose):
+    text = COMPOSE.read_text()
+    used = set(re.findall(r"\bOF_[A-Z_]+\b", text))
+    undocumented = used - CONTRACT_VARS - EXTENSION_VARS
+    assert not undocumented, f"undocumented variables in docker-compose.yml: {sorted(undocumented)}"
+    for name in SERVICE_PORTS:
+        env = _env(compose["services"][name])
+        for var in ("OF_KAFKA_BROKERS", "OF_PG_DSN", "OF_WEBHOOK_SECRETS", "OF_ADMIN_TOKEN",
+                    "OF_NOTIFY_SECRET", "OF_LOG_LEVEL"):
+            assert var in env, f"{name} lacks {var}"
+
+
+def test_dev_defaults(compose):
+    env = _env(compose["services"]["payment-gw"])
+    assert env["OF_WEBHOOK_SECRETS"].endswith("dev-webhook-secret}")
+    assert env["OF_ADMIN_TOKEN"].endswith("dev-admin-token}")
+    assert env["OF_NOTIFY_SECRET"].endswith("dev-notify-secret}")
+
+
+def _packages_txt() -> set[str]:
+    names = set()
+    for line in PACKAGES.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(line)
+    return names
+
+
+def _dockerfile_stages() -> dict[str, str]:
+    """Stage name -> its text (continuation lines joined)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    stages: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        m = re.match(r"\s*FROM\s+\S+(?:\s+AS\s+(\S+))?", line, re.I)
+        if m:
+            current = m.group(1) or f"stage{len(stages)}"
+            stages[current] = ""
+        elif current is not None:
+            stages[current] += line + "\n"
+    return stages
+
+
+def _apt_installs(stage_text: str) -> set[str]:
+    names: set[str] = set()
+    for m in re.finditer(r"apt-get install ([^&;\n]*)", stage_text):
+        names |= {w for w in m.group(1).split() if not w.startswith("-")}
+    return names
+
+
+def test_dockerfile_packages_match_packages_txt():
+    listed = _packages_txt()
+    assert HOST_ONLY_PACKAGES <= listed, f"host-only packages not in packages.txt: {HOST_ONLY_PACKAGES - listed}"
+    build = _apt_installs(_dockerfile_stages()["build"])
+    assert build == listed - HOST_ONLY_PACKAGES, (
+        f"Dockerfile build stage vs deploy/packages.txt: only in Dockerfile {sorted(build - listed)}, "
+        f"missing from Dockerfile {sorted(listed - HOST_ONLY_PACKAGES - build)}")
+
+
+def test_dockerfile_runtime_stage():
+    stages = _dockerfile_stages()
+    runtime = stages["runtime"]
+    pkgs = _apt_installs(runtime)
+    assert "curl" in pkgs  # the compose healthchecks use it
+    assert {"librdkafka1", "libmicrohttpd12", "libpq5", "libcjson1", "libcurl4", "libssl3"} <= pkgs
+    users = re.findall(r"^\s*USER\s+(\S+)", runtime, re.M)
+    assert users and users[-1] not in ("root", "0"), "services must not run as root"
+    for b in ("payment-gw", "inventory", "notify", "ofctl"):
+        assert b in stages["build"], f"{b} not copied out of the build stage"
+    assert "OF_MIGRATIONS_DIR=/usr/share/orderflow/sql" in runtime
+    assert DOCKERFILE.read_text().startswith("#") and "FROM debian:bookworm" in DOCKERFILE.read_text()
+
+
+def test_packages_txt_has_the_c_build_deps():
+    need = {"build-essential", "cmake", "pkg-config", "librdkafka-dev", "libmicrohttpd-dev", "libpq-dev",
+            "libcjson-dev", "libcurl4-openssl-dev", "libssl-dev", "libcmocka-dev"}
+    assert need <= _packages_txt()
+
+
+def test_compose_sink_uses_devsink(compose):
+    sink = compose["services"]["sink"]
+    assert any("deploy/devsink.py" in v for v in sink["volumes"])
+    assert Path(REPO_ROOT / "deploy" / "devsink.py").exists()

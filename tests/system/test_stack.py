@@ -1,0 +1,280 @@
+"""Self-tests of the system-test harness: real Kafka, real PostgreSQL, the
+HTTP sink, the signing helper and the service factory (with a stand-in
+binary, so these pass before the C services exist)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+import sys
+import textwrap
+import time
+
+import psycopg
+import pytest
+import requests
+
+from harness import payment, post_payment, sign, wait_until
+from harness.services import Services
+from harness.sign import encode, signed_headers
+from harness.topics import topic_names
+
+# --- kafka -------------------------------------------------------------------
+
+
+def test_kafka_produce_and_read_all_with_headers(kafka):
+    topic = f"selftest.{secrets.token_hex(4)}"
+    kafka.create_topics([topic], partitions=3)
+    assert kafka.partitions(topic) == 3
+    headers = {"ce_specversion": "1.0", "ce_id": "abc", "content-type": "application/json"}
+    p, off = kafka.produce(topic, "ord_1", {"hello": "world"}, headers=headers)
+    kafka.produce(topic, b"ord_2", b"\x00raw", headers=[("dup", "1"), ("dup", "2")], partition=p)
+    recs = kafka.read_all(topic, timeout=15)
+    assert len(recs) == 2
+    first = next(r for r in recs if r.key == b"ord_1")
+    assert (first.partition, first.offset) == (p, off)
+    assert first.json() == {"hello": "world"}
+    assert first.header("ce_id") == "abc"
+    assert first.headers["content-type"] == b"application/json"
+    assert first.timestamp > 0
+    second = next(r for r in recs if r.key == b"ord_2")
+    assert second.value == b"\x00raw"
+    assert second.header_list == [("dup", b"1"), ("dup", b"2")]
+    assert second.offset == off + 1
+    # min_count waits for records that arrive later
+    kafka.produce(topic, "ord_3", "late")
+    assert len(kafka.read_all(topic, timeout=15, min_count=3)) == 3
+
+
+def test_kafka_consumer_helper(kafka):
+    topic = f"selftest.{secrets.token_hex(4)}"
+    kafka.create_topics([topic], partitions=1)
+    kafka.produce(topic, "k", "v")
+    c = kafka.consumer([topic])
+    try:
+        msg = wait_until(lambda: c.poll(0.5), timeout=20, message="a record via consumer()")
+        assert msg.error() is None and msg.value() == b"v"
+    finally:
+        c.close()
+
+
+def test_kafka_create_topics_is_idempotent(kafka):
+    topic = f"selftest.{secrets.token_hex(4)}"
+    kafka.create_topics([topic], partitions=2)
+    kafka.create_topics([topic], partitions=2)
+    assert topic in kafka.list_topics()
+
+
+def test_ns_creates_all_topics(kafka, ns):
+    assert re.fullmatch(r"t[0-9a-f]{8}\.", ns)
+    names = kafka.list_topics()
+    assert set(ns.topics) <= names
+    assert ns.topic("payment.success") == f"{ns}payment.success"
+    assert ns.topic("notify.retry.3") in names and ns.topic("notify.retry.4") not in names
+    assert kafka.partitions(ns.topic("notify.dlq")) == 3
+
+
+@pytest.mark.notify_retries(2)
+def test_ns_retry_tiers_marker(kafka, ns):
+    assert ns.retry_tiers == 2
+    assert ns.topics == [ns + t for t in topic_names(2)]
+    assert ns.topic("notify.retry.3") not in kafka.list_topics()
+
+
+def test_kafka_stop_kill_and_restart_keep_data(kafka):
+    topic = f"selftest.{secrets.token_hex(4)}"
+    kafka.create_topics([topic], partitions=1)
+    kafka.produce(topic, "k", "before")
+    kafka.stop()
+    assert not kafka.is_running()
+    kafka.start()
+    kafka.produce(topic, "k", "after-stop")
+    kafka.kill()
+    assert not kafka.is_running()
+    kafka.start()
+    kafka.produce(topic, "k", "after-kill")
+    values = [r.value for r in kafka.read_all(topic, timeout=20, min_count=3)]
+    assert values == [b"before", b"after-stop", b"after-kill"]
+
+
+# --- postgresql --------------------------------------------------------------
+
+
+def test_pg_query(pg):
+    assert pg.query("postgres", "SELECT 1 + %s", (1,)) == [(2,)]
+    assert pg.query("postgres", "SHOW server_version")[0][0].startswith("15")
+    assert pg.query("postgres", "SHOW fsync") == [("on",)]
+
+
+def test_db_fixture_is_fresh_and_owned_by_orderflow(db, pg):
+    assert db.name.startswith("t_")
+    assert db.dsn == pg.dsn_for(db.name)
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert conn.execute("SELECT current_user, current_database()").fetchone() == ("orderflow", db.name)
+        conn.execute("CREATE TABLE t (id int primary key)")
+        conn.execute("INSERT INTO t VALUES (1), (2)")
+    assert db.query("SELECT count(*) FROM t") == [(2,)]
+
+
+def test_pg_crash_and_restart(pg, db):
+    db.query("CREATE TABLE kept (v text)")
+    db.query("INSERT INTO kept VALUES ('x')")
+    pg.stop("immediate")
+    assert not pg.is_running()
+    pg.start()
+    assert db.query("SELECT v FROM kept") == [("x",)]
+
+
+# --- sink --------------------------------------------------------------------
+
+
+def test_sink_records_and_follows_script(sink):
+    sink.respond("/email", [500, {"status": 429, "headers": {"Retry-After": "1"}}])
+    url = sink.url + "/email"
+    body = {"delivery_id": "d1"}
+    statuses = [requests.post(url, json=body, headers={"Idempotency-Key": "d1"}, timeout=5).status_code
+                for _ in range(3)]
+    assert statuses == [500, 429, 200]
+    assert requests.post(sink.url + "/sms", data=b"not json", timeout=5).status_code == 200
+    sink.set_default(503)
+    assert requests.post(sink.url + "/webhook", json={}, timeout=5).status_code == 503
+    got = sink.wait_for(3, timeout=5, path="/email")
+    assert [r.status for r in got] == [500, 429, 200]
+    assert got[0].json == body and got[0].header("Idempotency-Key") == "d1"
+    assert sink.requests("/sms")[0].body == b"not json" and sink.requests("/sms")[0].json is None
+    assert len(sink.requests()) == 5
+    with pytest.raises(AssertionError):
+        sink.wait_for(6, timeout=0.3)
+
+
+def test_sink_delay_step(sink):
+    sink.respond("/slow", [{"status": 200, "delay": 1.0}])
+    with pytest.raises(requests.Timeout):
+        requests.post(sink.url + "/slow", json={}, timeout=0.3)
+    assert sink.wait_for(1, timeout=5, path="/slow")
+
+
+# --- signing -----------------------------------------------------------------
+
+
+def test_sign_matches_openssl():
+    body = b'{"a":1}'
+    header = sign(body, "test-secret", t=1700000000)
+    assert header == "t=1700000000,v1=8cb2c3355fca388e9ac2caec004f4d5d7045d74937ab5faad61dc11682247a9f"
+    body2 = encode(payment(order_id="ord_x", payment_id="pay_x"))
+    out = subprocess.run(["openssl", "dgst", "-sha256", "-hmac", "another secret", "-r"],
+                         input=b"1234." + body2, capture_output=True, check=True).stdout
+    assert sign(body2, "another secret", t=1234) == f"t=1234,v1={out.split()[0].decode()}"
+
+
+def test_sign_defaults_to_now():
+    t = int(sign(b"{}", "s").split(",")[0][2:])
+    assert abs(t - time.time()) < 5
+    h = signed_headers(b"{}", "s")
+    assert h["Content-Type"] == "application/json" and h["X-Signature"].startswith("t=")
+
+
+def test_payment_builder_follows_contract_rules():
+    p = payment()
+    ident = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+    assert ident.fullmatch(p["payment_id"]) and ident.fullmatch(p["order_id"])
+    assert p["items"] == [{"sku": "SKU-RED-MUG", "qty": 1}]
+    assert re.fullmatch(r"[A-Z]{3}", p["currency"]) and 1 <= p["amount_cents"] <= 10**12
+    assert p["customer"] == {"id": "cus_test", "email": "ana@example.com"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", p["occurred_at"])
+    q = payment(order_id="o", items=["SKU-A:2", "SKU-B:1"], email=None, phone="+49151",
+                webhook_url="http://h/x", occurred_at=None, extra_field=1)
+    assert q["items"] == [{"sku": "SKU-A", "qty": 2}, {"sku": "SKU-B", "qty": 1}]
+    assert q["customer"] == {"id": "cus_test", "phone": "+49151", "webhook_url": "http://h/x"}
+    assert "occurred_at" not in q and q["extra_field"] == 1
+
+
+# --- services factory, with a stand-in binary ----------------------------------
+
+FAKE_SERVICE = textwrap.dedent('''\
+    #!{python}
+    # Stand-in for an orderflow service: /readyz 200, /v1/payments echoes the
+    # signature header, exits 0 on SIGTERM (or FAKE_EXIT_CODE).
+    import json, os, signal, sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    if os.environ.get("FAKE_FAIL_AT_START"):
+        print("OF_HTTP_PORT: bad value", flush=True)
+        sys.exit(2)
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a): pass
+        def do_GET(self):
+            self.send_response(200); self.end_headers()
+            self.wfile.write(json.dumps({{k: v for k, v in os.environ.items()
+                                          if k.startswith("OF_")}}).encode())
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length") or 0); body = self.rfile.read(n)
+            self.send_response(202); self.end_headers()
+            self.wfile.write(json.dumps({{"sig": self.headers.get("X-Signature"),
+                                          "len": len(body)}}).encode())
+    srv = HTTPServer(("127.0.0.1", int(os.environ["OF_HTTP_PORT"])), H)
+    def term(*_):
+        if os.environ.get("FAKE_SANITIZER"):
+            print("==1==ERROR: LeakSanitizer: detected memory leaks", flush=True)
+        sys.exit(int(os.environ.get("FAKE_EXIT_CODE", "0")))
+    signal.signal(signal.SIGTERM, term)
+    print("fake service ready", flush=True)
+    srv.serve_forever()
+    ''')
+
+
+@pytest.fixture
+def fake_bin(tmp_path, monkeypatch):
+    d = tmp_path / "bin"
+    d.mkdir()
+    for name in ("payment-gw", "inventory", "notify"):
+        f = d / name
+        f.write_text(FAKE_SERVICE.format(python=sys.executable))
+        f.chmod(0o755)
+    monkeypatch.setenv("OF_BIN_DIR", str(d))
+    return d
+
+
+def test_services_factory_lifecycle(fake_bin, services, db, ns, kafka, sink):
+    gw = services.start("payment-gw")
+    env = gw.get("/readyz").json()
+    assert env["OF_HTTP_PORT"] == str(gw.port)
+    assert env["OF_PG_DSN"] == str(db) and env["OF_TOPIC_PREFIX"] == ns
+    assert env["OF_KAFKA_BROKERS"] == kafka.bootstrap
+    assert env["OF_WEBHOOK_SECRETS"] == "test-secret" and env["OF_LOG_LEVEL"] == "debug"
+    assert env["OF_NOTIFY_EMAIL_URL"] == f"{sink.url}/email"
+    assert env["OF_MIGRATIONS_DIR"].endswith("deploy/sql")
+    r = post_payment(gw.url, payment())
+    assert r.status_code == 202 and r.json()["sig"].startswith("t=")
+
+    inv = services.start("inventory", env={"OF_LOG_LEVEL": "info", "OF_NOTIFY_SECRET": None})
+    env = inv.get("/readyz").json()
+    assert env["OF_LOG_LEVEL"] == "info" and "OF_NOTIFY_SECRET" not in env
+    assert "fake service ready" in inv.log()
+
+    port = gw.port
+    gw.restart()
+    assert gw.port == port and gw.get("/healthz").status_code == 200
+    assert gw.stop() == 0
+    assert gw.log().count("=== harness: starting") == 2
+
+
+def test_services_teardown_reports_problems(fake_bin, tmp_path):
+    factory = Services({"OF_LOG_LEVEL": "debug"}, tmp_path / "svc")
+    factory.start("payment-gw", env={"FAKE_EXIT_CODE": "3"})
+    factory.start("inventory", env={"FAKE_SANITIZER": "1"})
+    ok = factory.start("notify")
+    ok.kill()  # SIGKILL is the test's business, not a failure
+    problems = factory.teardown()
+    assert len(problems) == 2, problems
+    assert "payment-gw" in problems[0] and "exited with 3 after SIGTERM" in problems[0]
+    assert "inventory" in problems[1] and "LeakSanitizer" in problems[1]
+
+
+def test_services_expected_start_failure(fake_bin, services):
+    svc = services.start("notify", env={"FAKE_FAIL_AT_START": "1"}, wait_ready=False)
+    assert svc.wait_exit(10) == 2
+    assert "OF_HTTP_PORT" in svc.log()
+    with pytest.raises(AssertionError, match="exited with code 2 before it was ready"):
+        services.start("notify", env={"FAKE_FAIL_AT_START": "1"})

@@ -1,0 +1,102 @@
+/*
+ * test_time.c - of_time: clocks and RFC 3339 format/parse.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+#include <time.h>
+
+#include "of_time.h"
+
+static void test_clocks(void **state)
+{
+    (void)state;
+    int64_t now = of_now_ms();
+    int64_t sys = (int64_t)time(NULL) * 1000;
+    assert_true(now >= sys - 2000 && now <= sys + 2000);
+    int64_t m1 = of_mono_ms(), u1 = of_mono_us();
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    assert_true(of_mono_ms() - m1 >= 19);
+    assert_true(of_mono_us() - u1 >= 19000);
+}
+
+static void test_format(void **state)
+{
+    (void)state;
+    char out[32];
+    assert_string_equal(of_time_rfc3339(0, out, sizeof out), "1970-01-01T00:00:00.000Z");
+    assert_string_equal(of_time_rfc3339(1795860000123LL, out, sizeof out),
+                        "2026-11-28T10:00:00.123Z");
+    assert_string_equal(of_time_rfc3339(951782400000LL, out, sizeof out),
+                        "2000-02-29T00:00:00.000Z"); /* leap day */
+    assert_string_equal(of_time_rfc3339(-1, out, sizeof out),
+                        "1969-12-31T23:59:59.999Z");
+    assert_string_equal(of_time_rfc3339(253402300799999LL, out, sizeof out),
+                        "9999-12-31T23:59:59.999Z");
+}
+
+static void test_parse(void **state)
+{
+    (void)state;
+    int64_t ms;
+    assert_int_equal(of_time_parse_rfc3339("2026-11-28T10:00:00Z", &ms), 0);
+    assert_int_equal(ms, 1795860000000LL);
+    assert_int_equal(of_time_parse_rfc3339("2026-11-28t10:00:00.5z", &ms), 0);
+    assert_int_equal(ms, 1795860000500LL);
+    assert_int_equal(of_time_parse_rfc3339("2026-11-28T12:00:00.123+02:00", &ms), 0);
+    assert_int_equal(ms, 1795860000123LL);
+    assert_int_equal(of_time_parse_rfc3339("2026-11-28T09:30:00-00:30", &ms), 0);
+    assert_int_equal(ms, 1795860000000LL);
+    assert_int_equal(of_time_parse_rfc3339("2026-11-28T10:00:00.123456789Z", &ms), 0);
+    assert_int_equal(ms, 1795860000123LL);
+    assert_int_equal(of_time_parse_rfc3339("2000-02-29T00:00:00Z", NULL), 0);
+    /* round trip */
+    char out[32];
+    int64_t now = of_now_ms();
+    assert_int_equal(of_time_parse_rfc3339(of_time_rfc3339(now, out, sizeof out), &ms), 0);
+    assert_int_equal(ms, now);
+}
+
+static void test_parse_invalid(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "",
+        "2026-11-28",
+        "2026-11-28T10:00:00",        /* no offset */
+        "2026-11-28 10:00:00Z",       /* space */
+        "2026-13-01T10:00:00Z",
+        "2026-00-01T10:00:00Z",
+        "2026-02-29T10:00:00Z",       /* not a leap year */
+        "2026-04-31T10:00:00Z",
+        "2026-11-28T24:00:00Z",
+        "2026-11-28T10:60:00Z",
+        "2026-11-28T10:00:61Z",
+        "2026-11-28T10:00:00.Z",
+        "2026-11-28T10:00:00+2:00",
+        "2026-11-28T10:00:00+02:60",
+        "2026-11-28T10:00:00Zjunk",
+        "26-11-27T10:00:00Z",
+        "2026-11-28T10:00Z",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (of_time_parse_rfc3339(bad[i], NULL) != -1)
+            fail_msg("accepted '%s'", bad[i]);
+    assert_int_equal(of_time_parse_rfc3339(NULL, NULL), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_parse_invalid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

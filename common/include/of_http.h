@@ -8,7 +8,8 @@
  *   answers 404. Errors are application/problem+json (RFC 9457).
  * - Bodies are collected up to the route's limit; a larger body (by
  *   Content-Length, or counted while reading a chunked upload) answers 413
- *   at once and the connection is closed without reading the rest.
+ *   at once and the connection is closed without buffering the rest (what
+ *   the client already sent is drained briefly so the 413 reaches it).
  * - GET /healthz, /readyz (200 only when the ready callback says so) and
  *   /metrics are built in. Every request is counted
  *   (orderflow_http_requests_total{route,status}), timed

@@ -30,7 +30,8 @@
 
 typedef struct of_kafka_producer of_kafka_producer;
 
-/* Called once per produced record, from the producer's poll thread, with
+/* Called once per produced record, from the producer's poll thread (or
+ * from inside of_kafka_producer_flush/_destroy, which poll too), with
  * RD_KAFKA_RESP_ERR_NO_ERROR when the record is durably in Kafka (acked by
  * all in-sync replicas) or the final error otherwise. `msg` is valid only
  * during the call. Must not block. */

@@ -1,0 +1,1060 @@
+/*
+ * of_http.c - an HTTP server on libmicrohttpd 0.9.75 (of_http.h).
+ *
+ * Request life cycle. MHD calls on_access() several times per request:
+ * once when the headers are in (we allocate an of_http_req in *con_cls and
+ * route it), once per body chunk (we append to the body, counting against
+ * the route's limit), and once the request is complete (we run the
+ * handler). The handler answers at once or calls of_http_suspend(); an
+ * answer given from another thread is stored in the request under its
+ * mutex and the connection is resumed, after which MHD calls on_access()
+ * again and the stored response is queued. on_completed() records the
+ * metrics, writes the access line and frees the request.
+ *
+ * Per-request state machine (r->st, guarded by r->mtx):
+ *
+ *   COLLECTING --(body complete)--> IN_HANDLER --respond--> ANSWERED
+ *                                      |                       ^
+ *                                  suspend()                   |
+ *                                      v                       |
+ *                                  SUSPEND_REQ --respond-------+
+ *                                      | (handler returned)    |
+ *                                      v                       |
+ *                                  SUSPENDED ----respond + MHD_resume
+ *
+ *   ANSWERED --(queued on the MHD thread)--> QUEUED
+ *
+ * A respond() racing with the handler's return (SUSPEND_REQ) simply
+ * stores the answer; on_access() then queues it without suspending.
+ *
+ * Requests still suspended when of_http_stop() runs out of drain time are
+ * answered 503 by the server and marked abandoned: MHD must not be stopped
+ * with suspended connections. Such a request is freed by whichever comes
+ * last of MHD's completion and the application's own (late) answer, so a
+ * late of_http_respond() is harmless.
+ */
+#include "of_http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "of_log.h"
+#include "of_metrics.h"
+#include "of_time.h"
+
+#define OF_HTTP_MAX_ROUTES 64
+#define OF_HTTP_METHOD_MAX 16
+/* After a 413 in the middle of an upload, the rest of the body is read and
+ * dropped for at most this long / this much (a "lingering close"): closing
+ * a socket with unread data makes the kernel send a reset, which can reach
+ * the client before it has read the 413. */
+#define OF_HTTP_LINGER_US (5 * 1000 * 1000)
+#define OF_HTTP_LINGER_BYTES ((size_t)64 * 1024 * 1024)
+
+typedef struct http_route {
+    char method[OF_HTTP_METHOD_MAX];
+    char *path;
+    size_t plen;
+    bool prefix;
+    char *name;
+    size_t max_body;
+    of_http_handler h;
+    void *ud;
+    bool quiet; /* built-in probe: access line at debug level */
+} http_route;
+
+typedef enum req_state {
+    RQ_COLLECTING,  /* reading the body, handler not run yet */
+    RQ_IN_HANDLER,  /* the handler runs */
+    RQ_SUSPEND_REQ, /* the handler called of_http_suspend, not returned */
+    RQ_SUSPENDED,   /* MHD connection suspended, waiting for an answer */
+    RQ_ANSWERED,    /* response stored, to be queued on the MHD thread */
+    RQ_QUEUED,      /* handed to MHD (or written directly: 413) */
+} req_state;
+
+typedef struct req_hdr {
+    struct req_hdr *next;
+    char *name;
+    char *value;
+} req_hdr;
+
+struct of_http_req {
+    of_http_server *s;
+    struct MHD_Connection *c;
+    of_http_req *prev, *next; /* s->live, under s->mtx */
+    pthread_mutex_t mtx;
+    req_state st;
+    const http_route *rt; /* NULL: answered by routing (404/405/...) */
+    const char *route_name;
+    bool quiet;
+    const char *method;
+    const char *path;
+    const char *tail;
+    char *body;
+    size_t blen, bcap;
+    size_t limit;
+    bool discarding;  /* 413 sent mid-upload: dropping the rest */
+    size_t discarded;
+    int64_t start_us;
+    int64_t done_us; /* when answered directly (413 mid-upload), else 0 */
+    char trace[64];
+    void *data;
+    req_hdr *hdrs;
+    struct MHD_Response *resp;
+    unsigned status;
+    /* Abandoned at stop: freed by the later of mhd_done and app_done. */
+    bool abandoned, mhd_done, app_done;
+};
+
+struct of_http_server {
+    struct MHD_Daemon *d;
+    of_http_opts o;
+    char *bind_addr;
+    http_route routes[OF_HTTP_MAX_ROUTES];
+    size_t nroutes;
+    uint16_t port;
+    int quiesced_fd; /* listen socket returned by MHD_quiesce_daemon */
+
+    pthread_mutex_t mtx; /* live list, inflight, stopping */
+    pthread_cond_t cv;   /* inflight went down */
+    unsigned inflight;
+    of_http_req *live;
+    bool stopping;
+
+    of_metric *m_requests;
+    of_metric *m_duration;
+    of_metric *m_inflight;
+};
+
+/* --------------------------------------------------------------------- */
+/* Small helpers                                                          */
+
+const char *of_http_reason(unsigned status)
+{
+    if (status == 413)
+        return "Content Too Large"; /* RFC 9110 name */
+    if (status == 422)
+        return "Unprocessable Content";
+    const char *p = MHD_get_reason_phrase_for(status);
+    return (p && *p) ? p : "Unknown";
+}
+
+static void req_free(of_http_req *r)
+{
+    if (!r)
+        return;
+    req_hdr *h = r->hdrs;
+    while (h) {
+        req_hdr *n = h->next;
+        free(h->name);
+        free(h->value);
+        free(h);
+        h = n;
+    }
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    free(r->body);
+    pthread_mutex_destroy(&r->mtx);
+    free(r);
+}
+
+/* Builds an MHD response from a copy of body plus the request's added
+ * headers. Called with r->mtx held. NULL on allocation failure. */
+static struct MHD_Response *build_response(of_http_req *r, const char *ctype,
+                                           const void *body, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return NULL;
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    for (req_hdr *h = r->hdrs; h; h = h->next)
+        MHD_add_response_header(resp, h->name, h->value);
+    return resp;
+}
+
+/* A problem+json document as a malloc'ed string (NULL on OOM). Takes
+ * ownership of errors. */
+static char *problem_text(unsigned status, const char *type, const char *title,
+                          const char *detail, cJSON *errors)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) {
+        cJSON_Delete(errors);
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "type", type ? type : "about:blank");
+    cJSON_AddStringToObject(o, "title", title ? title : of_http_reason(status));
+    cJSON_AddNumberToObject(o, "status", status);
+    if (detail)
+        cJSON_AddStringToObject(o, "detail", detail);
+    if (errors)
+        cJSON_AddItemToObject(o, "errors", errors);
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return txt;
+}
+
+/* --------------------------------------------------------------------- */
+/* Routing                                                                */
+
+static bool route_path_matches(const http_route *rt, const char *path)
+{
+    if (rt->prefix)
+        return strncmp(path, rt->path, rt->plen) == 0;
+    return strcmp(path, rt->path) == 0;
+}
+
+/* Finds the route for method+path. Returns it, or NULL with *any set to
+ * the first route whose path matches (NULL when none: 404) and allow
+ * filled with the methods registered for the path (405). */
+static const http_route *route_find(const of_http_server *s,
+                                       const char *method, const char *path,
+                                       const http_route **any, char *allow,
+                                       size_t allowlen)
+{
+    const http_route *best = NULL;
+    bool head = strcmp(method, "HEAD") == 0;
+    *any = NULL;
+    allow[0] = '\0';
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const http_route *rt = &s->routes[i];
+        if (!route_path_matches(rt, path))
+            continue;
+        if (!*any)
+            *any = rt;
+        if (!strstr(allow, rt->method)) {
+            size_t used = strlen(allow);
+            snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "",
+                     rt->method);
+            if (strcmp(rt->method, "GET") == 0 && !strstr(allow, "HEAD")) {
+                used = strlen(allow);
+                snprintf(allow + used, allowlen - used, ", HEAD");
+            }
+        }
+        bool mmatch = strcmp(rt->method, method) == 0 ||
+                      (head && strcmp(rt->method, "GET") == 0);
+        if (!mmatch)
+            continue;
+        /* Exact beats prefix; a longer prefix beats a shorter one. */
+        if (!best || (best->prefix && !rt->prefix) ||
+            (best->prefix && rt->prefix && rt->plen > best->plen))
+            best = rt;
+    }
+    return best;
+}
+
+/* --------------------------------------------------------------------- */
+/* Answering                                                              */
+
+/* Queues the stored answer, suspends, or repairs a handler that did
+ * neither. Runs on the MHD thread after a handler returned (or when a
+ * resumed connection comes back). */
+static enum MHD_Result after_handler(of_http_req *r)
+{
+    of_http_server *s = r->s;
+    pthread_mutex_lock(&s->mtx);
+    pthread_mutex_lock(&r->mtx);
+    if (r->st == RQ_SUSPEND_REQ && s->stopping) {
+        /* Too late to wait for an answer: the daemon is being stopped. */
+        char *txt = problem_text(503, NULL, NULL, "server shutting down", NULL);
+        r->resp = build_response(r, "application/problem+json", txt,
+                                 txt ? strlen(txt) : 0);
+        free(txt);
+        r->status = 503;
+        r->abandoned = true;
+        r->st = RQ_ANSWERED;
+    }
+    if (r->st == RQ_SUSPEND_REQ) {
+        r->st = RQ_SUSPENDED;
+        MHD_suspend_connection(r->c);
+        pthread_mutex_unlock(&r->mtx);
+        pthread_mutex_unlock(&s->mtx);
+        return MHD_YES;
+    }
+    pthread_mutex_unlock(&s->mtx);
+    if (r->st == RQ_IN_HANDLER) {
+        /* A handler bug: it neither answered nor suspended. */
+        of_log(OF_LOG_ERROR, OF_KV("route", r->route_name),
+               "http handler returned without answering");
+        char *txt = problem_text(500, NULL, NULL, "handler did not answer",
+                                 NULL);
+        r->resp = build_response(r, "application/problem+json", txt,
+                                 txt ? strlen(txt) : 0);
+        free(txt);
+        r->status = 500;
+        r->st = RQ_ANSWERED;
+    }
+    if (r->st != RQ_ANSWERED) {
+        pthread_mutex_unlock(&r->mtx);
+        return MHD_YES;
+    }
+    struct MHD_Response *resp = r->resp;
+    unsigned status = r->status;
+    r->resp = NULL;
+    r->st = RQ_QUEUED;
+    pthread_mutex_unlock(&r->mtx);
+    if (!resp)
+        return MHD_NO; /* out of memory: close the connection */
+    enum MHD_Result ret = MHD_queue_response(r->c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Answers on the MHD thread before any handler ran (routing errors, 413
+ * by Content-Length, shutting down). Allowed while MHD is in the
+ * headers-processed state; MHD then discards the body and closes. */
+static enum MHD_Result answer_early(of_http_req *r, unsigned status,
+                                    const char *detail)
+{
+    pthread_mutex_lock(&r->mtx);
+    r->st = RQ_IN_HANDLER;
+    pthread_mutex_unlock(&r->mtx);
+    of_http_respond_problem(r, status, NULL, NULL, detail, NULL);
+    return after_handler(r);
+}
+
+/* 413 in the middle of an upload. libmicrohttpd 0.9.75 refuses
+ * MHD_queue_response() while the body is being received (only the
+ * headers-processed and full-request states accept a response), so the
+ * answer is written straight to the socket, followed by a FIN
+ * (shutdown SHUT_WR): the client sees a complete 413 with
+ * "Connection: close" at once and stops sending. The socket is
+ * non-blocking and nothing else is pending on it at this point (any
+ * "100 Continue" went out before the body). What the client had already
+ * sent is then read and dropped, never buffered, until it closes, the
+ * body ends, or the linger limits are hit; then on_access() returns
+ * MHD_NO and MHD closes the connection. */
+static void reject_too_large_raw(of_http_req *r)
+{
+    char detail[96];
+    snprintf(detail, sizeof detail, "request body exceeds %zu bytes",
+             r->limit);
+    char *txt = problem_text(413, NULL, NULL, detail, NULL);
+    const char *body = txt ? txt : "";
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 413 %s\r\n"
+                      "Connection: close\r\n"
+                      "Content-Type: application/problem+json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      of_http_reason(413), strlen(body));
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && hl > 0 && (size_t)hl < sizeof head) {
+        int fd = ci->connect_fd;
+        size_t blen = strlen(body);
+        char *all = malloc((size_t)hl + blen);
+        if (all) {
+            memcpy(all, head, (size_t)hl);
+            memcpy(all + hl, body, blen);
+            ssize_t w = send(fd, all, (size_t)hl + blen,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w; /* best effort: the connection is closed anyway */
+            free(all);
+        }
+        shutdown(fd, SHUT_WR);
+    }
+    free(txt);
+    pthread_mutex_lock(&r->mtx);
+    r->status = 413;
+    r->st = RQ_QUEUED;
+    r->discarding = true;
+    r->done_us = of_mono_us();
+    pthread_mutex_unlock(&r->mtx);
+}
+
+void of_http_add_header(of_http_req *r, const char *name, const char *value)
+{
+    if (!r || !name || !value)
+        return;
+    req_hdr *h = calloc(1, sizeof *h);
+    if (!h)
+        return;
+    h->name = strdup(name);
+    h->value = strdup(value);
+    if (!h->name || !h->value) {
+        free(h->name);
+        free(h->value);
+        free(h);
+        return;
+    }
+    pthread_mutex_lock(&r->mtx);
+    req_hdr **tail = &r->hdrs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = h;
+    pthread_mutex_unlock(&r->mtx);
+}
+
+void of_http_respond(of_http_req *r, unsigned status, const char *ctype,
+                     const void *body, size_t len)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mtx);
+    if (r->abandoned) {
+        /* The server already answered 503 at shutdown. */
+        bool free_now = r->mhd_done;
+        r->app_done = true;
+        pthread_mutex_unlock(&r->mtx);
+        if (free_now)
+            req_free(r);
+        return;
+    }
+    if (r->st != RQ_IN_HANDLER && r->st != RQ_SUSPEND_REQ &&
+        r->st != RQ_SUSPENDED) {
+        pthread_mutex_unlock(&r->mtx);
+        of_log(OF_LOG_ERROR, OF_KV("route", r->route_name),
+               "http request answered twice (status %u ignored)", status);
+        return;
+    }
+    r->resp = build_response(r, ctype, body, len);
+    r->status = status;
+    bool resume = r->st == RQ_SUSPENDED;
+    r->st = RQ_ANSWERED;
+    /* Resumed under r->mtx so that of_http_stop(), which takes every live
+     * request's mutex before stopping MHD, never sees a connection that
+     * is answered but still suspended. */
+    if (resume)
+        MHD_resume_connection(r->c);
+    pthread_mutex_unlock(&r->mtx);
+}
+
+void of_http_respond_json(of_http_req *r, unsigned status, cJSON *json)
+{
+    char *txt = json ? cJSON_PrintUnformatted(json) : NULL;
+    cJSON_Delete(json);
+    if (!txt) {
+        of_http_respond_problem(r, 500, NULL, NULL, "cannot encode JSON",
+                                NULL);
+        return;
+    }
+    of_http_respond(r, status, "application/json", txt, strlen(txt));
+    free(txt);
+}
+
+void of_http_respond_problem(of_http_req *r, unsigned status,
+                             const char *type, const char *title,
+                             const char *detail, cJSON *errors)
+{
+    char *txt = problem_text(status, type, title, detail, errors);
+    if (!txt) {
+        static const char oom[] =
+            "{\"type\":\"about:blank\",\"title\":\"Internal Server Error\","
+            "\"status\":500}";
+        of_http_respond(r, 500, "application/problem+json", oom,
+                        sizeof oom - 1);
+        return;
+    }
+    of_http_respond(r, status, "application/problem+json", txt, strlen(txt));
+    free(txt);
+}
+
+void of_http_suspend(of_http_req *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mtx);
+    if (r->st == RQ_IN_HANDLER)
+        r->st = RQ_SUSPEND_REQ;
+    /* ANSWERED: another thread was quicker; nothing to suspend. */
+    pthread_mutex_unlock(&r->mtx);
+}
+
+/* --------------------------------------------------------------------- */
+/* Request accessors                                                      */
+
+const char *of_http_req_method(const of_http_req *r)
+{
+    return r->method;
+}
+
+const char *of_http_req_path(const of_http_req *r)
+{
+    return r->path;
+}
+
+const char *of_http_req_tail(const of_http_req *r)
+{
+    return r->tail ? r->tail : "";
+}
+
+const char *of_http_req_header(const of_http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
+}
+
+const char *of_http_req_query(const of_http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *of_http_req_body(const of_http_req *r, size_t *len)
+{
+    if (len)
+        *len = r->body ? r->blen : 0;
+    return r->body ? r->body : "";
+}
+
+int64_t of_http_req_start_us(const of_http_req *r)
+{
+    return r->start_us;
+}
+
+void of_http_req_set_trace(of_http_req *r, const char *trace_id)
+{
+    if (!r)
+        return;
+    snprintf(r->trace, sizeof r->trace, "%s", trace_id ? trace_id : "");
+}
+
+void of_http_req_set_data(of_http_req *r, void *data)
+{
+    r->data = data;
+}
+
+void *of_http_req_data(const of_http_req *r)
+{
+    return r->data;
+}
+
+/* --------------------------------------------------------------------- */
+/* MHD callbacks                                                          */
+
+static of_http_req *req_new(of_http_server *s, struct MHD_Connection *c,
+                            const char *url, const char *method)
+{
+    of_http_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (pthread_mutex_init(&r->mtx, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    r->s = s;
+    r->c = c;
+    r->method = method;
+    r->path = url;
+    r->tail = "";
+    r->route_name = "unmatched";
+    r->start_us = of_mono_us();
+    r->st = RQ_COLLECTING;
+    pthread_mutex_lock(&s->mtx);
+    r->next = s->live;
+    if (s->live)
+        s->live->prev = r;
+    s->live = r;
+    s->inflight++;
+    pthread_mutex_unlock(&s->mtx);
+    of_metric_add(s->m_inflight, 1, OF_NO_LABELS);
+    return r;
+}
+
+static enum MHD_Result on_first_call(of_http_server *s,
+                                     struct MHD_Connection *c, const char *url,
+                                     const char *method, void **con_cls)
+{
+    of_http_req *r = req_new(s, c, url, method);
+    if (!r)
+        return MHD_NO;
+    *con_cls = r;
+
+    pthread_mutex_lock(&s->mtx);
+    bool stopping = s->stopping;
+    pthread_mutex_unlock(&s->mtx);
+
+    const http_route *any;
+    char allow[128];
+    const http_route *rt =
+        route_find(s, method, url, &any, allow, sizeof allow);
+    if (rt) {
+        r->rt = rt;
+        r->route_name = rt->name;
+        r->quiet = rt->quiet;
+        r->limit = rt->max_body;
+        if (rt->prefix)
+            r->tail = url + rt->plen;
+    } else if (any) {
+        r->route_name = any->name;
+    }
+    if (stopping)
+        return answer_early(r, 503, "server shutting down");
+    if (!rt && !any)
+        return answer_early(r, 404, "no such resource");
+    if (!rt) {
+        of_http_add_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        char detail[192];
+        snprintf(detail, sizeof detail, "method %s not allowed; allowed: %s",
+                 method, allow);
+        return answer_early(r, 405, detail);
+    }
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno == 0 && end != cl && n > r->limit) {
+            char detail[96];
+            snprintf(detail, sizeof detail, "request body exceeds %zu bytes",
+                     r->limit);
+            return answer_early(r, 413, detail);
+        }
+        if (errno == 0 && end != cl && n > 0) {
+            r->body = malloc((size_t)n + 1);
+            if (!r->body)
+                return MHD_NO;
+            r->bcap = (size_t)n + 1;
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_body_chunk(of_http_req *r, const char *data,
+                                     size_t n)
+{
+    if (r->discarding) {
+        r->discarded += n;
+        if (r->discarded > OF_HTTP_LINGER_BYTES ||
+            of_mono_us() - r->done_us > OF_HTTP_LINGER_US)
+            return MHD_NO; /* enough: close */
+        return MHD_YES;
+    }
+    if (r->st != RQ_COLLECTING)
+        return MHD_YES; /* answered early: MHD discards the rest */
+    if (n > r->limit - r->blen) {
+        reject_too_large_raw(r);
+        return MHD_YES; /* drop what follows, see reject_too_large_raw */
+    }
+    if (r->blen + n + 1 > r->bcap) {
+        size_t cap = r->bcap ? r->bcap * 2 : 4096;
+        if (cap < r->blen + n + 1)
+            cap = r->blen + n + 1;
+        if (cap > r->limit + 1)
+            cap = r->limit + 1;
+        char *nb = realloc(r->body, cap);
+        if (!nb)
+            return MHD_NO;
+        r->body = nb;
+        r->bcap = cap;
+    }
+    memcpy(r->body + r->blen, data, n);
+    r->blen += n;
+    r->body[r->blen] = '\0';
+    return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
+                                 const char *url, const char *method,
+                                 const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    of_http_server *s = cls;
+    of_http_req *r = *con_cls;
+    if (!r)
+        return on_first_call(s, c, url, method, con_cls);
+    if (*upload_data_size != 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        return on_body_chunk(r, upload_data, n);
+    }
+    if (r->discarding)
+        return MHD_NO; /* body over after a 413: close the connection */
+    pthread_mutex_lock(&r->mtx);
+    req_state st = r->st;
+    if (st == RQ_COLLECTING)
+        r->st = RQ_IN_HANDLER;
+    pthread_mutex_unlock(&r->mtx);
+    if (st == RQ_COLLECTING) {
+        r->rt->h(r, r->rt->ud);
+        return after_handler(r);
+    }
+    if (st == RQ_ANSWERED)
+        return after_handler(r); /* back from a resume */
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    of_http_server *s = cls;
+    of_http_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+
+    int64_t end_us = r->done_us ? r->done_us : of_mono_us();
+    double secs = (double)(end_us - r->start_us) / 1e6;
+    char status[16];
+    snprintf(status, sizeof status, "%u", r->status);
+    if (r->status != 0) {
+        of_metric_add(s->m_requests, 1, OF_LABELS(r->route_name, status));
+        of_metric_observe(s->m_duration, secs, OF_LABELS(r->route_name));
+    }
+    of_log_level lvl = r->quiet ? OF_LOG_DEBUG : OF_LOG_INFO;
+    if (of_log_enabled(lvl)) {
+        char dur[32];
+        snprintf(dur, sizeof dur, "%.3f", secs * 1000.0);
+        const char *outcome =
+            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
+            : r->status == 413                         ? "closed"
+            : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                                                            : "aborted";
+        of_log(lvl,
+               OF_KV("method", r->method, "route", r->route_name, "status",
+                     status, "duration_ms", dur, "trace_id",
+                     r->trace[0] ? r->trace : NULL, "outcome", outcome),
+               "http request");
+    }
+
+    pthread_mutex_lock(&s->mtx);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s->live = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    s->inflight--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mtx);
+    of_metric_add(s->m_inflight, -1, OF_NO_LABELS);
+
+    pthread_mutex_lock(&r->mtx);
+    bool keep = r->abandoned && !r->app_done;
+    if (keep) {
+        r->mhd_done = true;
+        r->c = NULL;
+    }
+    pthread_mutex_unlock(&r->mtx);
+    if (!keep)
+        req_free(r);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    /* Routine events, not problems: our own 413-while-uploading close,
+     * and clients hanging up (typically right after such a 413). */
+    of_log_level lvl =
+        (strstr(buf, "Application reported internal error") ||
+         strstr(buf, "detected connection closure"))
+            ? OF_LOG_DEBUG
+            : OF_LOG_WARN;
+    of_log(lvl, OF_KV("component", "microhttpd"), "%s", buf);
+}
+
+/* --------------------------------------------------------------------- */
+/* Built-in routes                                                        */
+
+static void h_healthz(of_http_req *r, void *ud)
+{
+    (void)ud;
+    static const char ok[] = "{\"status\":\"ok\"}";
+    of_http_respond(r, 200, "application/json", ok, sizeof ok - 1);
+}
+
+static void h_readyz(of_http_req *r, void *ud)
+{
+    of_http_server *s = ud;
+    char why[256] = "";
+    if (!s->o.ready || s->o.ready(s->o.ready_ud, why, sizeof why)) {
+        static const char ok[] = "{\"status\":\"ready\"}";
+        of_http_respond(r, 200, "application/json", ok, sizeof ok - 1);
+        return;
+    }
+    of_http_respond_problem(r, 503, NULL, "Not Ready",
+                            why[0] ? why : "not ready", NULL);
+}
+
+static void h_metrics(of_http_req *r, void *ud)
+{
+    (void)ud;
+    size_t len = 0;
+    char *txt = of_metrics_render(&len);
+    if (!txt) {
+        of_http_respond_problem(r, 500, NULL, NULL, "cannot render metrics",
+                                NULL);
+        return;
+    }
+    of_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", txt,
+                    len);
+    free(txt);
+}
+
+/* --------------------------------------------------------------------- */
+/* Server                                                                 */
+
+static of_status add_route(of_http_server *s, const char *method,
+                           const char *path, bool prefix, const char *name,
+                           size_t max_body, of_http_handler h, void *ud,
+                           bool quiet)
+{
+    if (!s || !method || !path || !h || strlen(method) >= OF_HTTP_METHOD_MAX)
+        return OF_EFATAL;
+    if (s->nroutes >= OF_HTTP_MAX_ROUTES) {
+        of_log(OF_LOG_ERROR, OF_KV("path", path), "too many http routes");
+        return OF_EFATAL;
+    }
+    http_route *rt = &s->routes[s->nroutes];
+    memset(rt, 0, sizeof *rt);
+    snprintf(rt->method, sizeof rt->method, "%s", method);
+    rt->path = strdup(path);
+    rt->name = strdup(name ? name : path);
+    if (!rt->path || !rt->name) {
+        free(rt->path);
+        free(rt->name);
+        return OF_EFATAL;
+    }
+    rt->plen = strlen(path);
+    rt->prefix = prefix;
+    rt->max_body = max_body;
+    rt->h = h;
+    rt->ud = ud;
+    rt->quiet = quiet;
+    s->nroutes++;
+    return OF_OK;
+}
+
+of_http_server *of_http_new(const of_http_opts *o, char *err, size_t errlen)
+{
+    if (!o) {
+        of_seterr(err, errlen, "http: no options");
+        return NULL;
+    }
+    of_http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        of_seterr(err, errlen, "http: out of memory");
+        return NULL;
+    }
+    s->o = *o;
+    s->quiesced_fd = -1;
+    if (o->bind_addr) {
+        s->bind_addr = strdup(o->bind_addr);
+        s->o.bind_addr = s->bind_addr;
+    }
+    if (s->o.conn_limit == 0)
+        s->o.conn_limit = 1024;
+    if (s->o.conn_timeout_s == 0)
+        s->o.conn_timeout_s = 30;
+    if (s->o.conn_memory_limit == 0)
+        s->o.conn_memory_limit = 64 * 1024;
+    pthread_mutex_init(&s->mtx, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    s->m_requests = of_metrics_counter("orderflow_http_requests_total",
+                                       "HTTP requests answered",
+                                       OF_LABELS("route", "status"));
+    s->m_duration = of_metrics_histogram(
+        "orderflow_http_request_duration_seconds",
+        "HTTP request duration from headers received to response sent",
+        OF_LABELS("route"), of_metrics_latency_buckets,
+        of_metrics_latency_nbuckets);
+    s->m_inflight = of_metrics_gauge("orderflow_http_inflight",
+                                     "HTTP requests accepted and not yet done",
+                                     OF_NO_LABELS);
+
+    if (add_route(s, "GET", "/healthz", false, "/healthz", 0, h_healthz, s,
+                  true) != OF_OK ||
+        add_route(s, "GET", "/readyz", false, "/readyz", 0, h_readyz, s,
+                  true) != OF_OK ||
+        add_route(s, "GET", "/metrics", false, "/metrics", 0, h_metrics, s,
+                  true) != OF_OK) {
+        of_seterr(err, errlen, "http: out of memory");
+        of_http_stop(s, 0);
+        return NULL;
+    }
+    return s;
+}
+
+of_status of_http_route(of_http_server *s, const char *method,
+                        const char *path, bool prefix, const char *name,
+                        size_t max_body, of_http_handler h, void *ud)
+{
+    return add_route(s, method, path, prefix, name, max_body, h, ud, false);
+}
+
+of_status of_http_start(of_http_server *s, char *err, size_t errlen)
+{
+    if (!s)
+        return OF_EFATAL;
+    if (s->d) {
+        of_seterr(err, errlen, "http: already started");
+        return OF_EFATAL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    const struct sockaddr *sa = NULL;
+    if (s->o.bind_addr && *s->o.bind_addr) {
+        memset(&sin, 0, sizeof sin);
+        memset(&sin6, 0, sizeof sin6);
+        if (inet_pton(AF_INET, s->o.bind_addr, &sin.sin_addr) == 1) {
+            sin.sin_family = AF_INET;
+            sin.sin_port = htons(s->o.port);
+            sa = (const struct sockaddr *)&sin;
+        } else if (inet_pton(AF_INET6, s->o.bind_addr, &sin6.sin6_addr) == 1) {
+            sin6.sin6_family = AF_INET6;
+            sin6.sin6_port = htons(s->o.port);
+            sa = (const struct sockaddr *)&sin6;
+            flags |= MHD_USE_IPv6;
+        } else {
+            of_seterr(err, errlen, "http: bad bind address '%s'",
+                      s->o.bind_addr);
+            return OF_EFATAL;
+        }
+    }
+    struct MHD_OptionItem opts[10];
+    size_t n = 0;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                        (intptr_t)s->o.conn_limit, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                        (intptr_t)s->o.conn_timeout_s, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                        (intptr_t)s->o.conn_memory_limit,
+                                        NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
+                                        (intptr_t)on_completed, s};
+    if (s->o.threads > 1)
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+                                            (intptr_t)s->o.threads, NULL};
+    if (sa)
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0,
+                                            (void *)sa};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+    /* The logger goes first so that MHD uses it for every message. */
+    s->d = MHD_start_daemon(flags, s->o.port, NULL, NULL, on_access, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!s->d) {
+        of_seterr(err, errlen,
+                  "http: cannot listen on %s:%u (port in use or bad options)",
+                  s->o.bind_addr ? s->o.bind_addr : "0.0.0.0",
+                  (unsigned)s->o.port);
+        return OF_EFATAL;
+    }
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : s->o.port;
+    of_log(OF_LOG_INFO, NULL, "http listening on %s:%u",
+           s->o.bind_addr ? s->o.bind_addr : "0.0.0.0", (unsigned)s->port);
+    return OF_OK;
+}
+
+uint16_t of_http_port(of_http_server *s)
+{
+    return (s && s->d) ? s->port : 0;
+}
+
+void of_http_quiesce(of_http_server *s)
+{
+    if (!s || !s->d || s->quiesced_fd >= 0)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        s->quiesced_fd = fd; /* ours to close, after MHD_stop_daemon */
+}
+
+unsigned of_http_inflight(of_http_server *s)
+{
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&s->mtx);
+    unsigned n = s->inflight;
+    pthread_mutex_unlock(&s->mtx);
+    return n;
+}
+
+void of_http_stop(of_http_server *s, int drain_ms)
+{
+    if (!s)
+        return;
+    if (s->d) {
+        of_http_quiesce(s);
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        int64_t ns = dl.tv_nsec + (int64_t)(drain_ms > 0 ? drain_ms : 0) *
+                                      1000000;
+        dl.tv_sec += ns / 1000000000;
+        dl.tv_nsec = ns % 1000000000;
+
+        pthread_mutex_lock(&s->mtx);
+        while (s->inflight > 0 &&
+               pthread_cond_timedwait(&s->cv, &s->mtx, &dl) != ETIMEDOUT)
+            ;
+        /* Whatever is still suspended now is answered 503 here: MHD must
+         * not be stopped with suspended connections. */
+        s->stopping = true;
+        unsigned abandoned = 0;
+        for (of_http_req *r = s->live; r; r = r->next) {
+            pthread_mutex_lock(&r->mtx);
+            if (r->st == RQ_SUSPENDED) {
+                char *txt = problem_text(503, NULL, NULL,
+                                         "server shutting down", NULL);
+                r->resp = build_response(r, "application/problem+json", txt,
+                                         txt ? strlen(txt) : 0);
+                free(txt);
+                r->status = 503;
+                r->abandoned = true;
+                r->st = RQ_ANSWERED;
+                MHD_resume_connection(r->c);
+                abandoned++;
+            }
+            pthread_mutex_unlock(&r->mtx);
+        }
+        if (abandoned) {
+            /* Give the polling thread a moment to send those 503s:
+             * MHD_stop_daemon closes connections without serving them. */
+            clock_gettime(CLOCK_MONOTONIC, &dl);
+            dl.tv_sec += 1;
+            while (s->inflight > 0 &&
+                   pthread_cond_timedwait(&s->cv, &s->mtx, &dl) != ETIMEDOUT)
+                ;
+        }
+        pthread_mutex_unlock(&s->mtx);
+        if (abandoned)
+            of_log(OF_LOG_WARN, NULL,
+                   "http stop: %u request(s) unanswered after %d ms, "
+                   "answered 503",
+                   abandoned, drain_ms);
+        MHD_stop_daemon(s->d);
+        s->d = NULL;
+    }
+    if (s->quiesced_fd >= 0)
+        close(s->quiesced_fd);
+    for (size_t i = 0; i < s->nroutes; i++) {
+        free(s->routes[i].path);
+        free(s->routes[i].name);
+    }
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mtx);
+    free(s->bind_addr);
+    free(s);
+}

@@ -101,16 +101,21 @@ typedef struct of_common_config {
     long long partitions;   /* OF_TOPIC_PARTITIONS, default 6 */
 } of_common_config;
 
-#define OF_COMMON_CFG_ENTRIES(c, default_port)                                   \
+/* The shared entries without OF_HTTP_PORT, for tools that serve no HTTP
+ * (ofctl). */
+#define OF_COMMON_KAFKA_CFG_ENTRIES(c)                                          \
     {"OF_KAFKA_BROKERS", OF_CFG_STR, &(c)->kafka_brokers, "127.0.0.1:9092", 0, 0, \
      OF_CFG_REQUIRED, "Kafka bootstrap servers (host:port,...)"},                 \
-    {"OF_HTTP_PORT", OF_CFG_INT, &(c)->http_port, default_port, 1, 65535, 0,      \
-     "HTTP port for the API, /healthz, /readyz and /metrics"},                    \
     {"OF_LOG_LEVEL", OF_CFG_LEVEL, &(c)->log_level, "info", 0, 0, 0,              \
      "debug|info|warn|error"},                                                    \
     {"OF_TOPIC_PREFIX", OF_CFG_STR, &(c)->topic_prefix, "", 0, 0, 0,              \
      "prefix for every topic and consumer group name (isolation)"},               \
     {"OF_TOPIC_PARTITIONS", OF_CFG_INT, &(c)->partitions, "6", 1, 10000, 0,       \
      "partitions per topic when creating topics"}
+
+#define OF_COMMON_CFG_ENTRIES(c, default_port)                                   \
+    OF_COMMON_KAFKA_CFG_ENTRIES(c),                                              \
+    {"OF_HTTP_PORT", OF_CFG_INT, &(c)->http_port, default_port, 1, 65535, 0,      \
+     "HTTP port for the API, /healthz, /readyz and /metrics"}
 
 #endif

@@ -176,8 +176,10 @@ typedef struct of_dlq_info {
 /* Publishes `orig` to dlq_topic keeping its key, value and headers byte
  * for byte and adding the dlq.* headers (dlq.original.topic, .partition,
  * .offset, .timestamp, dlq.consumer.group, dlq.service, dlq.error.class,
- * dlq.error.message, dlq.attempts, dlq.failed.at). Existing dlq.* headers
- * of orig (a replayed record failing again) are replaced, not repeated.
+ * dlq.error.message, dlq.attempts, dlq.failed.at). Those ten headers,
+ * when orig already has them (a replayed record failing again), are
+ * replaced, not repeated; other dlq.* headers (ofctl's dlq.replayed.at,
+ * dlq.replay.count) are kept.
  * Same ownership and dr rules as of_kafka_produce. */
 of_status of_kafka_dlq_publish(of_kafka_producer *p, const char *dlq_topic,
                                const rd_kafka_message_t *orig,

@@ -651,8 +651,23 @@ static size_t utf8_prefix_len(const char *s, size_t max)
     return n;
 }
 
-/* Builds the DLQ header list: orig's headers minus dlq.*, then ours.
- * NULL on allocation failure. */
+/* The headers of contract section 7 that a DLQ publish (re)writes. Other
+ * dlq.* headers (ofctl's dlq.replayed.at, dlq.replay.count) are kept. */
+static bool is_dlq_section7_header(const char *name)
+{
+    static const char *const names[] = {
+        "dlq.original.topic", "dlq.original.partition", "dlq.original.offset",
+        "dlq.original.timestamp", "dlq.consumer.group", "dlq.service",
+        "dlq.error.class", "dlq.error.message", "dlq.attempts",
+        "dlq.failed.at", NULL};
+    for (size_t i = 0; names[i]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Builds the DLQ header list: orig's headers minus the section 7 ones,
+ * then ours. NULL on allocation failure. */
 static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *orig,
                                        const of_dlq_info *info)
 {
@@ -670,7 +685,7 @@ static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *orig,
         if (rd_kafka_header_get_all(src, i, &name, &val, &size) !=
             RD_KAFKA_RESP_ERR_NO_ERROR)
             break;
-        if (strncmp(name, "dlq.", 4) == 0)
+        if (is_dlq_section7_header(name))
             continue;
         rd_kafka_header_add(h, name, -1, val, val ? (ssize_t)size : 0);
     }

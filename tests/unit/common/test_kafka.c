@@ -284,6 +284,7 @@ static void test_dlq(void **state)
     rd_kafka_header_add(h, "nullh", -1, NULL, 0);
     rd_kafka_header_add(h, "dlq.error.class", -1, "stale", -1);
     rd_kafka_header_add(h, "dlq.attempts", -1, "9", -1);
+    rd_kafka_header_add(h, "dlq.replay.count", -1, "2", -1);
     static const char value[] = "not json at all \x01\x02";
     assert_int_equal(of_kafka_produce_sync(p, "t.orig", "ord_9", 5, value,
                                            sizeof value - 1, h, 10000, err,
@@ -317,7 +318,8 @@ static void test_dlq(void **state)
     assert_int_equal(d->len, sizeof value - 1);
     assert_memory_equal(d->payload, value, sizeof value - 1);
 
-    /* Original headers, in order, minus the old dlq.* ones. */
+    /* Original headers, in order, minus the old section 7 dlq.* ones;
+     * ofctl's dlq.replay.count survives so replays keep counting. */
     rd_kafka_headers_t *dh;
     assert_int_equal(rd_kafka_message_headers(d, &dh), 0);
     const char *name;
@@ -325,7 +327,8 @@ static void test_dlq(void **state)
     size_t sz;
     static const char *const want_first[] = {"ce_specversion", "ce_id", "ce_type",
                                              "ce_source", "ce_time", "content-type",
-                                             "dup", "dup", "nullh"};
+                                             "dup", "dup", "nullh",
+                                             "dlq.replay.count"};
     for (size_t i = 0; i < sizeof want_first / sizeof want_first[0]; i++) {
         assert_int_equal(rd_kafka_header_get_all(dh, i, &name, &v, &sz), 0);
         assert_string_equal(name, want_first[i]);
@@ -341,6 +344,7 @@ static void test_dlq(void **state)
         "dlq.error.class", "dlq.error.message", "dlq.attempts", "dlq.failed.at"};
     for (size_t i = 0; i < sizeof dlq_names / sizeof dlq_names[0]; i++)
         assert_int_equal(header_count(d, dlq_names[i]), 1);
+    assert_string_equal(of_kafka_header(d, "dlq.replay.count", buf, sizeof buf), "2");
     assert_string_equal(of_kafka_header(d, "dlq.original.topic", buf, sizeof buf), "t.orig");
     char want[64];
     snprintf(want, sizeof want, "%d", (int)orig->partition);

@@ -18,7 +18,13 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: help build asan deps up down test unit unit-asan system system-asan \
-        bench fuzz venv clean distclean
+        bench fuzz fuzz-replay venv clean distclean
+
+# libFuzzer: seconds per target and targets run at once. make test runs a
+# short pass (FUZZ_CI_SECONDS); make fuzz the long one.
+FUZZ_SECONDS    ?= 60
+FUZZ_CI_SECONDS ?= 10
+FUZZ_JOBS       ?= 2
 
 help:
 	@echo "make build        release build (RelWithDebInfo) in build/"
@@ -29,7 +35,8 @@ help:
 	@echo "make unit         CTest unit tests in build/ (unit-asan: in build-asan/)"
 	@echo "make system       pytest system tests against build/bin (system-asan: build-asan/bin)"
 	@echo "make venv         .venv with tests/system/requirements.txt"
-	@echo "make bench|fuzz   run bench/run or fuzz/run if present"
+	@echo "make fuzz         libFuzzer, FUZZ_SECONDS (60) per target (fuzz-replay: seeds only)"
+	@echo "make bench        benchmarks (bench/run)"
 	@echo "make clean        remove build dirs (distclean: also .venv and var/, after make down)"
 
 build:
@@ -83,12 +90,17 @@ test:
 	OF_BIN_DIR=build/bin $(PYTEST) $(SYSTEM_TESTS) $(PYTEST_ARGS)
 	@echo "==> system tests (build-asan/bin)"
 	OF_BIN_DIR=build-asan/bin $(ASAN_ENV) $(PYTEST) $(SYSTEM_TESTS) $(PYTEST_ARGS)
+	@echo "==> fuzz (libFuzzer, $(FUZZ_CI_SECONDS) s per target, regressions replayed)"
+	FUZZ_JOBS=$(FUZZ_JOBS) fuzz/run $(FUZZ_CI_SECONDS)
 
 bench:
 	@if [ -x bench/run ]; then bench/run; else echo "bench/run not present"; fi
 
 fuzz:
-	@if [ -x fuzz/run ]; then fuzz/run; else echo "fuzz: not present (no fuzz/run)"; fi
+	FUZZ_JOBS=$(FUZZ_JOBS) fuzz/run $(FUZZ_SECONDS)
+
+fuzz-replay:
+	fuzz/run 0
 
 clean:
 	rm -rf build build-asan

@@ -23,17 +23,21 @@
 
 extern char **environ;
 
-/* Copies s[0..n) without surrounding blanks into a NUL-terminated out. */
-static void trim_copy(const char *s, size_t n, char *out, size_t outlen)
+/* Copies s[0..n) without surrounding blanks into a NUL-terminated out.
+ * Returns false (out then holds a truncated copy) when it does not fit:
+ * callers reject such values rather than parse a prefix of them. */
+static bool trim_copy(const char *s, size_t n, char *out, size_t outlen)
 {
     while (n > 0 && isspace((unsigned char)*s))
         s++, n--;
     while (n > 0 && isspace((unsigned char)s[n - 1]))
         n--;
-    if (n >= outlen)
+    bool fits = n < outlen;
+    if (!fits)
         n = outlen - 1;
     memcpy(out, s, n);
     out[n] = '\0';
+    return fits;
 }
 
 int of_config_parse_duration(const char *s, int64_t *ms)
@@ -41,7 +45,8 @@ int of_config_parse_duration(const char *s, int64_t *ms)
     char buf[64];
     if (s == NULL)
         return -1;
-    trim_copy(s, strlen(s), buf, sizeof buf);
+    if (!trim_copy(s, strlen(s), buf, sizeof buf))
+        return -1; /* no real duration is 64 characters long */
     const char *p = buf;
     if (!isdigit((unsigned char)*p))
         return -1;
@@ -77,12 +82,12 @@ of_status of_config_parse_durations(const char *s, int64_t *out, size_t max,
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char item[64];
-        trim_copy(p, len, item, sizeof item);
+        bool fits = trim_copy(p, len, item, sizeof item);
         p += len + (comma != NULL);
         if (item[0] == '\0')
             continue; /* "5s,,30s" and a trailing comma are tolerated */
         int64_t ms;
-        if (of_config_parse_duration(item, &ms) != 0 || ms <= 0) {
+        if (!fits || of_config_parse_duration(item, &ms) != 0 || ms <= 0) {
             of_seterr(err, errlen,
                       "'%s' is not a duration > 0 (use 250ms, 5s, 2m, 1h "
                       "or bare milliseconds)", item);

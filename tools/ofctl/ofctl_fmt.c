@@ -276,6 +276,14 @@ char *ofctl_escape(const void *data, size_t len)
             i++;
             continue;
         }
+        if (n == 2 && c == 0xc2 && p[i + 1] < 0xa0) {
+            /* C1 controls U+0080..U+009F: U+009B is CSI, which terminals
+             * act on; written as \u0080..\u009f. */
+            snprintf(tmp, sizeof tmp, "\\u%04x", (unsigned)p[i + 1]);
+            sb_str(&b, tmp);
+            i += 2;
+            continue;
+        }
         sb_add(&b, (const char *)p + i, n);
         i += n;
     }

@@ -253,6 +253,17 @@ static void test_duration_parse(void **state)
                          "99999999999999999999", "9223372036854775807h", NULL};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(of_config_parse_duration(bad[i], NULL), -1);
+    /* Regression (fuzz/regressions/config/duration-truncated-at-63-chars):
+     * a value longer than the parse buffer was cut and its prefix parsed,
+     * so "000...000150 seconds" read as 150 ms. */
+    char longv[80];
+    memset(longv, '0', 60);
+    strcpy(longv + 60, "150 seconds");
+    assert_int_equal(of_config_parse_duration(longv, NULL), -1);
+    int64_t one;
+    size_t n1;
+    assert_int_equal(of_config_parse_durations(longv, &one, 1, &n1, NULL, 0),
+                     OF_EFATAL);
 }
 
 static void test_duration_list(void **state)

@@ -76,6 +76,11 @@ static void test_escape(void **state)
     s = ofctl_escape("\xc3", 1); /* truncated sequence */
     assert_string_equal(s, "\\xc3");
     free(s);
+    /* Regression (fuzz/regressions/ofctl_dlq/escape-keeps-c1-csi): C1
+     * controls such as U+009B (CSI) are escaped, not sent to the terminal. */
+    s = ofctl_escape("a\xc2\x9b[2Jb\xc2\xa0", 9);
+    assert_string_equal(s, "a\\u009b[2Jb\xc2\xa0");
+    free(s);
     s = ofctl_escape(NULL, 0);
     assert_string_equal(s, "");
     free(s);

@@ -1,0 +1,514 @@
+/*
+ * gw_ingest.c - POST /v1/payments (gw_ingest.h).
+ *
+ * Request path, all on an HTTP thread and without blocking:
+ *   trace -> content type -> signature -> validation -> record -> arm a
+ *   ticket (deadline) -> suspend -> of_kafka_produce (dr = gw_ingest_dr).
+ * Answer path: gw_ingest_dr (producer thread) or the acker's deadline
+ * thread calls answer(), exactly once per request (gw_acker.h).
+ */
+#include "gw_ingest.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gw_acker.h"
+#include "gw_event.h"
+#include "gw_validate.h"
+#include "of_log.h"
+#include "of_metrics.h"
+#include "of_shutdown.h"
+#include "of_sig.h"
+#include "of_time.h"
+#include "of_trace.h"
+#include "of_uuid.h"
+
+#define PROBLEM_INVALID "urn:orderflow:problem:invalid-payment"
+#define PROBLEM_SIGNATURE "urn:orderflow:problem:invalid-signature"
+#define PROBLEM_MEDIA "urn:orderflow:problem:unsupported-media-type"
+#define PROBLEM_KAFKA "urn:orderflow:problem:kafka-unavailable"
+
+struct gw_ingest {
+    of_kafka_producer *producer; /* not owned */
+    char *topic;
+    char **secrets;
+    size_t nsecrets;
+    bool allow_unsigned;
+    int64_t ack_timeout_ms;
+    int retry_after_s;
+    gw_acker *acker;
+    atomic_bool fatal;
+
+    of_metric *m_payments;    /* orderflow_gw_payments_total{result} */
+    of_metric *m_delivery;    /* orderflow_gw_kafka_delivery_seconds{result} */
+    of_metric *m_late;        /* orderflow_gw_late_deliveries_total */
+};
+
+/* One request waiting for Kafka. Owned by its ticket: freed by the
+ * acker (pending_free) once answered and its delivery report is seen. */
+typedef struct pending {
+    gw_ingest *g;
+    gw_ticket *ticket;
+    of_http_req *req; /* valid until answered */
+    int64_t produced_us;
+    char event_id[OF_UUID_STRLEN + 1];
+    char *payment_id;
+    char *order_id;
+    /* Written by the resolver before gw_acker_delivered(FAILED). */
+    char why[300];
+} pending;
+
+/* --------------------------------------------------------------------- */
+/* Content type                                                           */
+
+static const char *skip_ows(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return s;
+}
+
+gw_ctype_result gw_ctype_check(const char *ctype)
+{
+    if (ctype == NULL)
+        return GW_CTYPE_MISSING;
+    const char *s = skip_ows(ctype);
+    if (*s == '\0')
+        return GW_CTYPE_MISSING;
+    static const char json[] = "application/json";
+    if (strncasecmp(s, json, sizeof json - 1) != 0)
+        return GW_CTYPE_NOT_JSON;
+    s = skip_ows(s + sizeof json - 1);
+    while (*s != '\0') {
+        if (*s != ';')
+            return GW_CTYPE_NOT_JSON; /* e.g. application/jsonp */
+        s = skip_ows(s + 1);
+        if (*s == '\0' || *s == ';')
+            continue; /* empty parameter: tolerated */
+        const char *name = s;
+        while (*s != '\0' && *s != '=' && *s != ';' && *s != ' ' && *s != '\t')
+            s++;
+        size_t nlen = (size_t)(s - name);
+        s = skip_ows(s);
+        if (*s != '=')
+            return GW_CTYPE_NOT_JSON; /* a parameter without a value */
+        s = skip_ows(s + 1);
+        char value[64];
+        size_t vlen = 0;
+        if (*s == '"') {
+            s++;
+            while (*s != '\0' && *s != '"') {
+                if (*s == '\\' && s[1] != '\0')
+                    s++;
+                if (vlen + 1 < sizeof value)
+                    value[vlen++] = *s;
+                s++;
+            }
+            if (*s != '"')
+                return GW_CTYPE_NOT_JSON;
+            s++;
+        } else {
+            while (*s != '\0' && *s != ';' && *s != ' ' && *s != '\t') {
+                if (vlen + 1 < sizeof value)
+                    value[vlen++] = *s;
+                s++;
+            }
+        }
+        value[vlen] = '\0';
+        if (nlen == 7 && strncasecmp(name, "charset", 7) == 0 &&
+            strcasecmp(value, "utf-8") != 0 && strcasecmp(value, "utf8") != 0)
+            return GW_CTYPE_BAD_CHARSET;
+        s = skip_ows(s);
+    }
+    return GW_CTYPE_OK;
+}
+
+/* --------------------------------------------------------------------- */
+/* Answers                                                                */
+
+static void count(gw_ingest *g, const char *result)
+{
+    of_metric_add(g->m_payments, 1, OF_LABELS(result));
+}
+
+static void retry_after(gw_ingest *g, of_http_req *req)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%d", g->retry_after_s);
+    of_http_add_header(req, "Retry-After", v);
+}
+
+/* Called exactly once per pending request by the acker (gw_acker.h). */
+static void answer(void *ud, gw_ack_outcome outcome, void *data)
+{
+    gw_ingest *g = ud;
+    pending *pc = data;
+    of_http_req *req = pc->req;
+    pc->req = NULL; /* answered: the request is gone after this */
+
+    if (outcome == GW_ACK_OK) {
+        size_t len = 0;
+        char *body = gw_event_accepted_body(pc->event_id, pc->payment_id,
+                                            pc->order_id, &len);
+        if (body == NULL) {
+            /* The event is in Kafka but we cannot say so: 503 is allowed
+             * for an event that is in Kafka, a retry yields the same id. */
+            retry_after(g, req);
+            of_http_respond_problem(req, 503, PROBLEM_KAFKA, NULL,
+                                    "Out of memory while answering; retry "
+                                    "with the same payment_id.",
+                                    NULL);
+            count(g, "kafka_error");
+            return;
+        }
+        of_http_respond(req, 202, "application/json", body, len);
+        free(body);
+        count(g, "accepted");
+        of_log(OF_LOG_DEBUG,
+               OF_KV("event_id", pc->event_id, "payment_id", pc->payment_id,
+                     "order_id", pc->order_id),
+               "payment accepted");
+        return;
+    }
+
+    char detail[480];
+    if (outcome == GW_ACK_TIMEOUT) {
+        snprintf(detail, sizeof detail,
+                 "Kafka did not acknowledge the event within %" PRId64
+                 " ms. It may still be recorded; retry with the same "
+                 "payment_id (the event_id stays %s).",
+                 g->ack_timeout_ms, pc->event_id);
+        count(g, "kafka_timeout");
+    } else {
+        snprintf(detail, sizeof detail,
+                 "Kafka did not accept the event (%s); retry with the same "
+                 "payment_id.",
+                 pc->why[0] != '\0' ? pc->why : "unknown error");
+        count(g, "kafka_error");
+    }
+    retry_after(g, req);
+    of_http_respond_problem(req, 503, PROBLEM_KAFKA, NULL, detail, NULL);
+    of_log(OF_LOG_WARN,
+           OF_KV("event_id", pc->event_id, "payment_id", pc->payment_id,
+                 "order_id", pc->order_id, "reason",
+                 outcome == GW_ACK_TIMEOUT ? "timeout" : pc->why),
+           "payment answered 503: not acknowledged by Kafka");
+}
+
+static void pending_free(void *data)
+{
+    pending *pc = data;
+    if (pc == NULL)
+        return;
+    free(pc->payment_id);
+    free(pc->order_id);
+    free(pc);
+}
+
+/* The delivery report: called once per produced record from the
+ * producer's thread. */
+static void gw_ingest_dr(void *ud, rd_kafka_resp_err_t err,
+                         const rd_kafka_message_t *msg)
+{
+    (void)msg;
+    pending *pc = ud;
+    gw_ingest *g = pc->g;
+    gw_ticket *t = pc->ticket;
+    double secs = (double)(of_mono_us() - pc->produced_us) / 1e6;
+    of_metric_observe(g->m_delivery, secs,
+                      OF_LABELS(err == RD_KAFKA_RESP_ERR_NO_ERROR ? "ok" : "error"));
+
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        char eid[OF_UUID_STRLEN + 1];
+        memcpy(eid, pc->event_id, sizeof eid);
+        if (!gw_acker_delivered(g->acker, t, GW_ACK_OK)) {
+            /* pc may be freed now: only the copy is used. */
+            of_metric_add(g->m_late, 1, OF_NO_LABELS);
+            of_log(OF_LOG_INFO, OF_KV("event_id", eid),
+                   "event delivered to Kafka after its request was answered "
+                   "503");
+        }
+        return;
+    }
+    of_status cls = of_kafka_classify(err);
+    snprintf(pc->why, sizeof pc->why, "%s: %s", of_status_str(cls),
+             rd_kafka_err2str(err));
+    if (cls == OF_EFATAL) {
+        if (!atomic_exchange(&g->fatal, true)) {
+            of_log(OF_LOG_FATAL, OF_KV("error", rd_kafka_err2str(err)),
+                   "fatal producer error: stopping");
+            of_shutdown_request();
+        }
+    }
+    (void)gw_acker_delivered(g->acker, t, GW_ACK_FAILED);
+}
+
+/* --------------------------------------------------------------------- */
+/* The handler                                                            */
+
+static void reject(gw_ingest *g, of_http_req *req, unsigned status,
+                   const char *type, const char *detail, cJSON *errors,
+                   const char *result)
+{
+    count(g, result);
+    of_http_respond_problem(req, status, type, NULL, detail, errors);
+}
+
+static const char *ctype_detail(gw_ctype_result r)
+{
+    switch (r) {
+    case GW_CTYPE_MISSING:
+        return "Content-Type is missing; send application/json.";
+    case GW_CTYPE_BAD_CHARSET:
+        return "Only UTF-8 JSON is accepted: use Content-Type "
+               "application/json or application/json; charset=utf-8.";
+    default:
+        return "Content-Type must be application/json.";
+    }
+}
+
+/* Adds the traceparent answer header (the gateway's span: a child of the
+ * caller's when it sent a valid one, else a new trace) and returns it in
+ * out (>= 56 bytes). */
+static const char *trace_request(of_http_req *req, char *out, size_t outlen)
+{
+    of_trace in, span;
+    const char *h = of_http_req_header(req, "traceparent");
+    if (h != NULL && of_trace_parse(h, strlen(h), &in) == 0)
+        of_trace_child(&in, &span);
+    else
+        of_trace_new(&span);
+    of_trace_format(&span, out, outlen);
+    of_http_add_header(req, "traceparent", out);
+    of_http_req_set_trace(req, span.trace_id);
+    return out;
+}
+
+void gw_ingest_handle(of_http_req *req, void *ud)
+{
+    gw_ingest *g = ud;
+    char traceparent[64];
+    trace_request(req, traceparent, sizeof traceparent);
+
+    gw_ctype_result ct = gw_ctype_check(of_http_req_header(req, "Content-Type"));
+    if (ct != GW_CTYPE_OK) {
+        reject(g, req, 415, PROBLEM_MEDIA, ctype_detail(ct), NULL,
+               "unsupported_media_type");
+        return;
+    }
+
+    size_t blen = 0;
+    const char *body = of_http_req_body(req, &blen);
+    if (!g->allow_unsigned) {
+        of_sig_result sr = of_sig_verify(
+            of_http_req_header(req, "X-Signature"), body, blen,
+            (const char *const *)g->secrets, g->nsecrets, of_now_ms() / 1000,
+            OF_SIG_TOLERANCE_S);
+        if (sr != OF_SIG_OK) {
+            of_log(OF_LOG_DEBUG, OF_KV("reason", of_sig_result_str(sr)),
+                   "payment rejected: signature");
+            reject(g, req, 401, PROBLEM_SIGNATURE, of_sig_result_detail(sr),
+                   NULL, "unauthorized");
+            return;
+        }
+    }
+
+    gw_payment p;
+    cJSON *errors = NULL;
+    of_status st = gw_validate(body, blen, &p, &errors);
+    if (st != OF_OK) {
+        if (st == OF_EFATAL) {
+            of_http_respond_problem(req, 500, NULL, NULL,
+                                    "Out of memory while validating.", NULL);
+            count(g, "internal_error");
+            return;
+        }
+        char detail[160];
+        int n = cJSON_GetArraySize(errors);
+        const cJSON *first = cJSON_GetArrayItem(errors, 0);
+        const char *ff = first ? cJSON_GetStringValue(
+                                     cJSON_GetObjectItemCaseSensitive(first, "field"))
+                               : NULL;
+        if (n == 1 && ff != NULL && ff[0] == '\0')
+            snprintf(detail, sizeof detail, "%s",
+                     cJSON_GetStringValue(
+                         cJSON_GetObjectItemCaseSensitive(first, "message")));
+        else
+            snprintf(detail, sizeof detail,
+                     "The payment breaks %d rule%s; see errors.", n,
+                     n == 1 ? "" : "s");
+        of_log(OF_LOG_DEBUG, OF_KV("reason", "invalid"), "payment rejected: %s",
+               detail);
+        reject(g, req, 400, PROBLEM_INVALID, detail, errors /* now owned */,
+               "invalid");
+        return;
+    }
+
+    /* The record. */
+    pending *pc = calloc(1, sizeof *pc);
+    char received_at[40];
+    of_time_rfc3339(of_now_ms(), received_at, sizeof received_at);
+    size_t vlen = 0;
+    char *value = NULL;
+    rd_kafka_headers_t *hdrs = NULL;
+    if (pc != NULL) {
+        pc->g = g;
+        pc->req = req;
+        gw_event_id(p.payment_id, pc->event_id);
+        pc->payment_id = strdup(p.payment_id);
+        pc->order_id = strdup(p.order_id);
+        value = gw_event_value(&p, pc->event_id, received_at, &vlen);
+        hdrs = gw_event_headers(pc->event_id, received_at, traceparent);
+    }
+    if (pc == NULL || pc->payment_id == NULL || pc->order_id == NULL ||
+        value == NULL || hdrs == NULL) {
+        if (hdrs != NULL)
+            rd_kafka_headers_destroy(hdrs);
+        free(value);
+        pending_free(pc);
+        gw_payment_free(&p);
+        of_http_respond_problem(req, 500, NULL, NULL,
+                                "Out of memory while building the event.", NULL);
+        count(g, "internal_error");
+        return;
+    }
+    gw_payment_free(&p);
+
+    pc->ticket = gw_acker_arm(g->acker, pc);
+    if (pc->ticket == NULL) {
+        rd_kafka_headers_destroy(hdrs);
+        free(value);
+        pending_free(pc);
+        of_http_respond_problem(req, 500, NULL, NULL,
+                                "Out of memory while queueing the event.", NULL);
+        count(g, "internal_error");
+        return;
+    }
+    gw_ticket *t = pc->ticket;
+    /* From here on the answer comes from the acker: suspend first, since
+     * the delivery report may run before this function returns. */
+    of_http_suspend(req);
+    pc->produced_us = of_mono_us();
+    char err[256] = "";
+    st = of_kafka_produce(g->producer, g->topic, RD_KAFKA_PARTITION_UA,
+                          pc->order_id, strlen(pc->order_id), value, vlen,
+                          hdrs /* owned by the producer now */, gw_ingest_dr,
+                          pc, 0, err, sizeof err);
+    hdrs = NULL;
+    free(value);
+    if (st != OF_OK) {
+        /* No delivery report will come: resolve the ticket ourselves. */
+        snprintf(pc->why, sizeof pc->why, "%s: %s", of_status_str(st),
+                 err[0] != '\0' ? err : "enqueue failed");
+        if (st == OF_EFATAL) {
+                if (!atomic_exchange(&g->fatal, true)) {
+                of_log(OF_LOG_FATAL, OF_KV("error", err),
+                       "fatal producer error: stopping");
+                of_shutdown_request();
+            }
+        }
+        (void)gw_acker_delivered(g->acker, t, GW_ACK_FAILED);
+    }
+}
+
+/* --------------------------------------------------------------------- */
+/* Life cycle                                                             */
+
+gw_ingest *gw_ingest_new(const gw_ingest_opts *o, char *err, size_t errlen)
+{
+    if (o->producer == NULL || o->topic == NULL ||
+        (o->nsecrets == 0 && !o->allow_unsigned) || o->ack_timeout_ms <= 0) {
+        of_seterr(err, errlen, "gw_ingest_new: inconsistent options");
+        return NULL;
+    }
+    gw_ingest *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        of_seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->producer = o->producer;
+    g->allow_unsigned = o->allow_unsigned && o->nsecrets == 0;
+    g->ack_timeout_ms = o->ack_timeout_ms;
+    g->retry_after_s = o->retry_after_s > 0 ? o->retry_after_s : 1;
+    atomic_init(&g->fatal, false);
+    g->topic = strdup(o->topic);
+    g->secrets = calloc(o->nsecrets + 1, sizeof *g->secrets);
+    bool ok = g->topic != NULL && g->secrets != NULL;
+    for (size_t i = 0; ok && i < o->nsecrets; i++) {
+        g->secrets[i] = strdup(o->secrets[i]);
+        ok = g->secrets[i] != NULL;
+        g->nsecrets += ok;
+    }
+    if (!ok) {
+        of_seterr(err, errlen, "out of memory");
+        gw_ingest_free(g);
+        return NULL;
+    }
+    g->acker = gw_acker_new(o->ack_timeout_ms, answer, pending_free, g, err,
+                            errlen);
+    if (g->acker == NULL) {
+        gw_ingest_free(g);
+        return NULL;
+    }
+    g->m_payments = of_metrics_counter(
+        "orderflow_gw_payments_total",
+        "POST /v1/payments outcomes (accepted, invalid, unauthorized, "
+        "unsupported_media_type, kafka_timeout, kafka_error, internal_error)",
+        OF_LABELS("result"));
+    g->m_delivery = of_metrics_histogram(
+        "orderflow_gw_kafka_delivery_seconds",
+        "Time from enqueue to the Kafka delivery report (acks=all)",
+        OF_LABELS("result"), of_metrics_latency_buckets,
+        of_metrics_latency_nbuckets);
+    g->m_late = of_metrics_counter(
+        "orderflow_gw_late_deliveries_total",
+        "Events acknowledged by Kafka after their request was answered 503",
+        OF_NO_LABELS);
+    return g;
+}
+
+size_t gw_ingest_waiting(gw_ingest *g)
+{
+    return g != NULL && g->acker != NULL ? gw_acker_waiting(g->acker) : 0;
+}
+
+size_t gw_ingest_expire_all(gw_ingest *g)
+{
+    return g != NULL && g->acker != NULL ? gw_acker_expire_all(g->acker) : 0;
+}
+
+bool gw_ingest_fatal(gw_ingest *g)
+{
+    return g != NULL && atomic_load(&g->fatal);
+}
+
+void gw_ingest_free(gw_ingest *g)
+{
+    if (g == NULL)
+        return;
+    if (g->acker != NULL) {
+        size_t alive = gw_acker_alive(g->acker);
+        if (alive > gw_acker_waiting(g->acker))
+            of_log(OF_LOG_WARN, NULL,
+                   "%zu requests still wait for a delivery report at exit",
+                   alive);
+        gw_acker_destroy(g->acker);
+    }
+    free(g->topic);
+    if (g->secrets != NULL) {
+        for (size_t i = 0; i < g->nsecrets; i++) {
+            /* Wipe secrets before giving the memory back. */
+            volatile char *s = g->secrets[i];
+            for (size_t k = 0; s[k] != '\0'; k++)
+                s[k] = 0;
+            free(g->secrets[i]);
+        }
+        free(g->secrets);
+    }
+    free(g);
+}

@@ -1,0 +1,605 @@
+/*
+ * gw_validate.c - parse and validate a payment body (gw_validate.h).
+ *
+ * Two passes: gw_json_prescan() looks at the raw bytes (UTF-8, control
+ * characters, number syntax, \u0000) because cJSON is lenient there, then
+ * cJSON builds the tree and every rule is checked, each failing field
+ * appending one {"field","message"} entry.
+ */
+#include "gw_validate.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "of_json.h"
+#include "of_time.h"
+
+#define MSG_ID "must be a string of 1 to 128 characters from A-Z a-z 0-9 . _ : -"
+#define MSG_SKU "must be a string of 1 to 64 characters from A-Z a-z 0-9 . _ : -"
+#define MSG_AMOUNT "must be an integer between 1 and 1000000000000"
+#define MSG_QTY "must be an integer between 1 and 10000"
+#define MSG_CURRENCY "must be 3 uppercase letters (ISO 4217 code, e.g. EUR)"
+#define MSG_ITEMS "must be an array of 1 to 100 items"
+#define MSG_CUSTOMER_ID \
+    "must be a string of 1 to 256 characters without control characters"
+#define MSG_EMAIL \
+    "must be an e-mail address (local@domain, at most 254 characters)"
+#define MSG_PHONE \
+    "must be a phone number of 4 to 15 digits, optionally starting with '+'"
+#define MSG_URL "must be an absolute http or https URL of at most 2048 characters"
+#define MSG_TIME "must be an RFC 3339 date-time, e.g. 2026-11-22T10:00:00Z"
+#define MSG_REQUIRED "is required"
+#define MSG_DUPLICATE "appears more than once"
+
+/* --------------------------------------------------------------------- */
+/* Raw byte checks                                                        */
+
+/* Length of the UTF-8 sequence starting at s[0] (at most `avail` bytes
+ * readable), or 0 when it is not a valid one. */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0; /* continuation byte, overlong lead C0/C1, or F5..FF */
+    }
+    if (avail < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+           (c >= 'A' && c <= 'F');
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* True when s[0..n) is a JSON number: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)? */
+static bool json_number_ok(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n)
+        return false;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        while (i < n && is_digit(s[i]))
+            i++;
+    } else {
+        return false;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || !is_digit(s[i]))
+            return false;
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !is_digit(s[i]))
+            return false;
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    return i == n;
+}
+
+static bool number_char(char c)
+{
+    return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' ||
+           c == 'E';
+}
+
+bool gw_json_prescan(const char *s, size_t len, char *msg, size_t msglen)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    bool in_string = false;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = u[i];
+        if (c >= 0x80) {
+            size_t n = utf8_seq_len(u + i, len - i);
+            if (n == 0) {
+                of_seterr(msg, msglen, "body is not valid UTF-8 (byte %zu)", i);
+                return false;
+            }
+            i += n;
+            continue;
+        }
+        if (in_string) {
+            if (c < 0x20) {
+                of_seterr(msg, msglen,
+                          "malformed JSON: control character in a string at "
+                          "byte %zu",
+                          i);
+                return false;
+            }
+            if (c == '"') {
+                in_string = false;
+            } else if (c == '\\') {
+                if (i + 1 < len && s[i + 1] == 'u') {
+                    if (i + 5 < len && is_hex(s[i + 2]) && is_hex(s[i + 3]) &&
+                        is_hex(s[i + 4]) && is_hex(s[i + 5]) &&
+                        s[i + 2] == '0' && s[i + 3] == '0' && s[i + 4] == '0' &&
+                        s[i + 5] == '0') {
+                        of_seterr(msg, msglen,
+                                  "strings must not contain \\u0000 (byte %zu)",
+                                  i);
+                        return false;
+                    }
+                }
+                /* The escaped character is never a closing quote. Skip it
+                 * only when it is ASCII: a non-ASCII byte there is left for
+                 * the UTF-8 check at the top of the loop (cJSON rejects the
+                 * escape anyway, but the prescan promises valid UTF-8). */
+                if (i + 1 < len && (unsigned char)s[i + 1] < 0x80)
+                    i += 2;
+                else
+                    i++;
+                continue;
+            }
+            i++;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            i++;
+            continue;
+        }
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            of_seterr(msg, msglen,
+                      "malformed JSON: control character at byte %zu", i);
+            return false;
+        }
+        if (c == '-' || c == '+' || c == '.' || is_digit((char)c)) {
+            size_t start = i;
+            while (i < len && number_char(s[i]))
+                i++;
+            if (!json_number_ok(s + start, i - start)) {
+                of_seterr(msg, msglen, "malformed JSON: invalid number at byte %zu",
+                          start);
+                return false;
+            }
+            continue;
+        }
+        i++;
+    }
+    return true;
+}
+
+/* --------------------------------------------------------------------- */
+/* Field formats                                                          */
+
+static bool token_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) ||
+           c == '.' || c == '_' || c == ':' || c == '-';
+}
+
+bool gw_valid_token(const char *s, size_t max)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        if (n >= max || !token_char(s[n]))
+            return false;
+    }
+    return true;
+}
+
+/* No whitespace and no ASCII control characters (DEL included). */
+static bool no_space_or_ctl(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p <= 0x20 || *p == 0x7F)
+            return false;
+    }
+    return true;
+}
+
+static bool no_ctl(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7F)
+            return false;
+    }
+    return true;
+}
+
+bool gw_valid_http_url(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t len = strlen(s);
+    if (len > GW_URL_MAX || !no_space_or_ctl(s))
+        return false;
+    size_t skip;
+    if (strncasecmp(s, "http://", 7) == 0)
+        skip = 7;
+    else if (strncasecmp(s, "https://", 8) == 0)
+        skip = 8;
+    else
+        return false;
+    /* authority: up to the first '/', '?' or '#'; must hold a host. */
+    const char *host = s + skip;
+    size_t alen = strcspn(host, "/?#");
+    if (alen == 0)
+        return false;
+    /* Drop userinfo; the host part must not be empty or start with ':'. */
+    const char *at = memchr(host, '@', alen);
+    if (at != NULL) {
+        alen -= (size_t)(at + 1 - host);
+        host = at + 1;
+    }
+    return alen > 0 && host[0] != ':';
+}
+
+bool gw_valid_email(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t len = strlen(s);
+    if (len < 3 || len > GW_EMAIL_MAX || !no_space_or_ctl(s))
+        return false;
+    const char *at = strchr(s, '@');
+    if (at == NULL || at == s || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+        return false;
+    return true;
+}
+
+bool gw_valid_phone(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t len = strlen(s);
+    if (len == 0 || len > 32)
+        return false;
+    const char *p = s;
+    if (*p == '+')
+        p++;
+    if (!is_digit(*p) && *p != '(')
+        return false;
+    int digits = 0;
+    char prev = '+';
+    for (; *p; p++) {
+        if (is_digit(*p)) {
+            digits++;
+        } else if (*p == ' ' || *p == '-' || *p == '.' || *p == '(' ||
+                   *p == ')') {
+            if ((prev == ' ' || prev == '-' || prev == '.') &&
+                (*p == ' ' || *p == '-' || *p == '.'))
+                return false; /* two separators in a row */
+        } else {
+            return false;
+        }
+        prev = *p;
+    }
+    return digits >= 4 && digits <= 15 && is_digit(prev);
+}
+
+static bool valid_currency(const char *s)
+{
+    return s != NULL && strlen(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' &&
+           s[1] >= 'A' && s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z';
+}
+
+/* --------------------------------------------------------------------- */
+/* Rule checking                                                          */
+
+typedef struct vctx {
+    cJSON *errors;
+    bool oom;
+} vctx;
+
+static void add_error(vctx *v, const char *field, const char *message)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (e == NULL || cJSON_AddStringToObject(e, "field", field) == NULL ||
+        cJSON_AddStringToObject(e, "message", message) == NULL ||
+        !cJSON_AddItemToArray(v->errors, e)) {
+        cJSON_Delete(e);
+        v->oom = true;
+    }
+}
+
+/* Returns the member `name` of obj, reporting "<path>" as duplicated when
+ * it appears more than once (*dup set). NULL when absent. */
+static const cJSON *member(vctx *v, const cJSON *obj, const char *name,
+                           const char *path, bool *dup)
+{
+    const cJSON *found = NULL;
+    int count = 0;
+    for (const cJSON *c = obj->child; c != NULL; c = c->next) {
+        if (c->string != NULL && strcmp(c->string, name) == 0) {
+            if (found == NULL)
+                found = c;
+            count++;
+        }
+    }
+    *dup = count > 1;
+    if (*dup)
+        add_error(v, path, MSG_DUPLICATE);
+    return found;
+}
+
+/* A required string member passing `ok`; reports msg (or "is required")
+ * at path otherwise. Returns the string or NULL. */
+static const char *req_string(vctx *v, const cJSON *obj, const char *name,
+                              const char *path, bool (*ok)(const char *),
+                              const char *msg)
+{
+    bool dup;
+    const cJSON *it = member(v, obj, name, path, &dup);
+    if (dup)
+        return NULL;
+    if (it == NULL || cJSON_IsNull(it)) {
+        add_error(v, path, MSG_REQUIRED);
+        return NULL;
+    }
+    if (!cJSON_IsString(it) || !ok(it->valuestring)) {
+        add_error(v, path, msg);
+        return NULL;
+    }
+    return it->valuestring;
+}
+
+/* An optional string member: absent or null gives NULL without error. */
+static const char *opt_string(vctx *v, const cJSON *obj, const char *name,
+                              const char *path, bool (*ok)(const char *),
+                              const char *msg)
+{
+    bool dup;
+    const cJSON *it = member(v, obj, name, path, &dup);
+    if (dup || it == NULL || cJSON_IsNull(it))
+        return NULL;
+    if (!cJSON_IsString(it) || !ok(it->valuestring)) {
+        add_error(v, path, msg);
+        return NULL;
+    }
+    return it->valuestring;
+}
+
+static bool ok_id(const char *s)
+{
+    return gw_valid_token(s, GW_ID_MAX);
+}
+
+static bool ok_sku(const char *s)
+{
+    return gw_valid_token(s, GW_SKU_MAX);
+}
+
+static bool ok_customer_id(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= GW_CUSTOMER_ID_MAX && no_ctl(s);
+}
+
+static bool ok_time(const char *s)
+{
+    return of_time_parse_rfc3339(s, NULL) == 0;
+}
+
+static bool req_int(vctx *v, const cJSON *obj, const char *name,
+                    const char *path, long long min, long long max,
+                    const char *msg, long long *out)
+{
+    bool dup;
+    const cJSON *it = member(v, obj, name, path, &dup);
+    if (dup)
+        return false;
+    if (it == NULL || cJSON_IsNull(it)) {
+        add_error(v, path, MSG_REQUIRED);
+        return false;
+    }
+    if (!of_json_int(it, min, max, out)) {
+        add_error(v, path, msg);
+        return false;
+    }
+    return true;
+}
+
+static void check_items(vctx *v, const cJSON *root, gw_payment *p)
+{
+    bool dup;
+    const cJSON *items = member(v, root, "items", "items", &dup);
+    if (dup)
+        return;
+    if (items == NULL || cJSON_IsNull(items)) {
+        add_error(v, "items", MSG_REQUIRED);
+        return;
+    }
+    int n = cJSON_IsArray(items) ? cJSON_GetArraySize(items) : -1;
+    if (n < 1 || n > GW_ITEMS_MAX) {
+        add_error(v, "items", MSG_ITEMS);
+        return;
+    }
+    size_t i = 0;
+    for (const cJSON *it = items->child; it != NULL; it = it->next, i++) {
+        char path[64];
+        snprintf(path, sizeof path, "items[%zu]", i);
+        if (!cJSON_IsObject(it)) {
+            add_error(v, path, "must be an object with sku and qty");
+            continue;
+        }
+        char spath[64], qpath[64];
+        snprintf(spath, sizeof spath, "items[%zu].sku", i);
+        snprintf(qpath, sizeof qpath, "items[%zu].qty", i);
+        const char *sku = req_string(v, it, "sku", spath, ok_sku, MSG_SKU);
+        if (sku != NULL) {
+            for (size_t j = 0; j < i; j++) {
+                if (p->items[j].sku != NULL && strcmp(p->items[j].sku, sku) == 0) {
+                    char m[160];
+                    snprintf(m, sizeof m,
+                             "duplicate sku '%s' (already at items[%zu]); a sku "
+                             "may appear once",
+                             sku, j);
+                    add_error(v, spath, m);
+                    sku = NULL;
+                    break;
+                }
+            }
+        }
+        long long qty = 0;
+        bool qty_ok = req_int(v, it, "qty", qpath, 1, GW_QTY_MAX, MSG_QTY, &qty);
+        p->items[i].sku = sku;
+        p->items[i].qty = qty_ok ? qty : 0;
+    }
+    p->nitems = (size_t)n;
+}
+
+static void check_customer(vctx *v, const cJSON *root, gw_payment *p)
+{
+    bool dup;
+    const cJSON *c = member(v, root, "customer", "customer", &dup);
+    if (dup)
+        return;
+    if (c == NULL || cJSON_IsNull(c)) {
+        add_error(v, "customer", MSG_REQUIRED);
+        return;
+    }
+    if (!cJSON_IsObject(c)) {
+        add_error(v, "customer", "must be an object with at least id");
+        return;
+    }
+    p->customer_id = req_string(v, c, "id", "customer.id", ok_customer_id,
+                                MSG_CUSTOMER_ID);
+    p->email = opt_string(v, c, "email", "customer.email", gw_valid_email,
+                          MSG_EMAIL);
+    p->phone = opt_string(v, c, "phone", "customer.phone", gw_valid_phone,
+                          MSG_PHONE);
+    p->webhook_url = opt_string(v, c, "webhook_url", "customer.webhook_url",
+                                gw_valid_http_url, MSG_URL);
+}
+
+static of_status fail_whole(cJSON **errors, const char *message)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (arr == NULL)
+        return OF_EFATAL;
+    vctx v = {.errors = arr, .oom = false};
+    add_error(&v, "", message);
+    if (v.oom) {
+        cJSON_Delete(arr);
+        return OF_EFATAL;
+    }
+    *errors = arr;
+    return OF_EPERMANENT;
+}
+
+static bool only_ws(const char *s, const char *end)
+{
+    for (; s < end; s++) {
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    }
+    return true;
+}
+
+of_status gw_validate(const char *body, size_t len, gw_payment *out,
+                      cJSON **errors)
+{
+    memset(out, 0, sizeof *out);
+    *errors = NULL;
+
+    char msg[160];
+    if (len == 0 || only_ws(body, body + len))
+        return fail_whole(errors, "body is empty; a JSON object is required");
+    if (!gw_json_prescan(body, len, msg, sizeof msg))
+        return fail_whole(errors, msg);
+
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (root == NULL) {
+        size_t pos = (end != NULL && end >= body && end <= body + len)
+                         ? (size_t)(end - body)
+                         : 0;
+        snprintf(msg, sizeof msg, "malformed JSON at byte %zu", pos);
+        return fail_whole(errors, msg);
+    }
+    if (end != NULL && !only_ws(end, body + len)) {
+        while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+            end++;
+        snprintf(msg, sizeof msg,
+                 "malformed JSON: unexpected data after the value at byte %zu",
+                 (size_t)(end - body));
+        cJSON_Delete(root);
+        return fail_whole(errors, msg);
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return fail_whole(errors, "the body must be a JSON object");
+    }
+
+    vctx v = {.errors = cJSON_CreateArray(), .oom = false};
+    if (v.errors == NULL) {
+        cJSON_Delete(root);
+        return OF_EFATAL;
+    }
+    out->root = root;
+    out->payment_id = req_string(&v, root, "payment_id", "payment_id", ok_id,
+                                 MSG_ID);
+    out->order_id = req_string(&v, root, "order_id", "order_id", ok_id, MSG_ID);
+    (void)req_int(&v, root, "amount_cents", "amount_cents", 1, GW_AMOUNT_MAX,
+                  MSG_AMOUNT, &out->amount_cents);
+    out->currency = req_string(&v, root, "currency", "currency",
+                               valid_currency, MSG_CURRENCY);
+    check_items(&v, root, out);
+    check_customer(&v, root, out);
+    out->occurred_at = opt_string(&v, root, "occurred_at", "occurred_at",
+                                  ok_time, MSG_TIME);
+
+    if (v.oom) {
+        cJSON_Delete(v.errors);
+        gw_payment_free(out);
+        return OF_EFATAL;
+    }
+    if (cJSON_GetArraySize(v.errors) > 0) {
+        *errors = v.errors;
+        gw_payment_free(out);
+        return OF_EPERMANENT;
+    }
+    cJSON_Delete(v.errors);
+    return OF_OK;
+}
+
+void gw_payment_free(gw_payment *p)
+{
+    if (p == NULL)
+        return;
+    cJSON_Delete(p->root);
+    memset(p, 0, sizeof *p);
+}

@@ -14,7 +14,9 @@
 # DATA_DIR layout: server.properties, log4j.properties, kafka.pid,
 # console.log (JVM stdout/stderr), logs/ (broker logs), data/ (log.dirs).
 # Environment: OF_KAFKA_JARS (jar dir), OF_KAFKA_HEAP (default 512m),
-# OF_KAFKA_START_TIMEOUT (seconds, default 60), JAVA (default java).
+# OF_KAFKA_START_TIMEOUT (seconds, default 60), JAVA (default java),
+# OF_KAFKA_ADVERTISED_PORT (port advertised to clients, default PORT; the
+# fault tests put a TCP proxy there, so every client reconnects through it).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -101,13 +103,14 @@ broker_ready() {
 
 write_config() {
     local dir="$1" port="$2" ctl="$3"
+    local adv="${OF_KAFKA_ADVERTISED_PORT:-$port}"
     cat >"$dir/server.properties" <<EOF
 # Written by deploy/kafka.sh; rewritten on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$ctl
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctl
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+advertised.listeners=PLAINTEXT://127.0.0.1:$adv
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT

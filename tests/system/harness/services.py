@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -21,8 +22,20 @@ SANITIZER_ENV = {
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
 }
 
-READY_TIMEOUT = float(os.environ.get("OF_TEST_READY_TIMEOUT", "30"))
-STOP_TIMEOUT = float(os.environ.get("OF_TEST_STOP_TIMEOUT", "30"))
+# OF_VALGRIND=1: every service runs under valgrind memcheck (use a build
+# without sanitizers, e.g. build/bin). Its report goes into the service log;
+# teardown fails the test on any memcheck error or definitely lost block
+# (and on the exit code 99 that --error-exitcode gives after SIGTERM).
+# Valgrind is ~10-30x slower: the ready/stop timeouts are raised (x4).
+VALGRIND = os.environ.get("OF_VALGRIND", "") not in ("", "0")
+VALGRIND_CMD = ["valgrind", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+                "--num-callers=30"]
+VALGRIND_FINDING = re.compile(r"ERROR SUMMARY: [1-9]|definitely lost: [1-9]")
+_SLOW = 4.0 if VALGRIND else 1.0
+
+READY_TIMEOUT = float(os.environ.get("OF_TEST_READY_TIMEOUT", str(30 * _SLOW)))
+STOP_TIMEOUT = float(os.environ.get("OF_TEST_STOP_TIMEOUT", str(30 * _SLOW)))
 
 
 def bin_dir() -> Path:
@@ -32,8 +45,10 @@ def bin_dir() -> Path:
 
 
 def sanitizer_findings(text: str) -> list[str]:
-    """Lines of text that carry a sanitizer marker."""
-    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKERS)]
+    """Lines of text that carry a sanitizer marker (or a valgrind error or
+    definite-leak summary line)."""
+    return [line for line in text.splitlines()
+            if any(m in line for m in SANITIZER_MARKERS) or VALGRIND_FINDING.search(line)]
 
 
 class ServiceError(AssertionError):
@@ -74,7 +89,8 @@ class Service:
             log.write(f"=== harness: starting {self.binary} on port {self.port} at "
                       f"{time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
-            self.proc = subprocess.Popen([str(self.binary)], cwd=self.workdir, env=self.env,
+            cmd = [*VALGRIND_CMD, str(self.binary)] if VALGRIND else [str(self.binary)]
+            self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         self._seen_exit = False
@@ -277,6 +293,9 @@ class Services:
         if not os.access(binary, os.X_OK):
             raise ServiceError(f"{binary} not found or not executable: build first "
                                f"(make build / make asan) or set OF_BIN_DIR")
+        if VALGRIND and b"libasan.so" in binary.read_bytes():
+            raise ServiceError(f"OF_VALGRIND=1 needs binaries without sanitizers; {binary} "
+                               f"uses ASan (set OF_BIN_DIR=build/bin)")
         port = port or free_port()
         same = sum(1 for s in self.all if s.name == name)
         label = name if same == 0 else f"{name}-{same + 1}"

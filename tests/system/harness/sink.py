@@ -26,6 +26,13 @@ class SinkRequest:
         return self.headers.get(name.lower(), default)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of concurrent
+    # provider calls (notify catching up after an outage) overflowed it and
+    # some connections waited out the client's timeout.
+    request_queue_size = 1024
+
+
 @dataclass
 class _Script:
     prefix: str
@@ -109,7 +116,7 @@ class Sink:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = _Server((host, port), Handler)
         self._server.daemon_threads = True
         self.host, self.port = self._server.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"

@@ -1,0 +1,460 @@
+"""End-to-end benchmark: payment-gw -> Kafka -> inventory (PostgreSQL) ->
+Kafka -> notify -> a local C sink (e2e_sink.c), on one fresh Kafka and one
+fresh PostgreSQL.
+
+An open-loop, constant-rate load generator (OpenLoop) posts signed payments:
+order i is *scheduled* at t0 + i/rate and its latency is measured from that
+scheduled time, so a slow server delays the clock of nobody (no coordinated
+omission). Latency of an order = last of its 3 notifications (email, sms,
+webhook) arriving at the sink - scheduled POST time; the sink stamps
+CLOCK_MONOTONIC, the same clock as time.monotonic().
+
+run(...) finds the sustained rate (a ramp of constant-rate steps: a step
+passes when the generator kept up, >= 99.5 % of orders completed within a
+short drain, and latency did not grow from the first to the last quarter of
+the step), then measures latency percentiles at fractions of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import queue
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "system"))
+sys.path.insert(0, str(ROOT / "bench" / "lib"))
+
+from benchlib import RssSampler, log, percentile  # noqa: E402
+from harness.kafka import KafkaBroker  # noqa: E402
+from harness.pg import Postgres  # noqa: E402
+from harness.topics import topic_names  # noqa: E402
+from harness.util import free_port, wait_until  # noqa: E402
+
+SECRET = "bench-secret"
+ADMIN = "bench-admin"
+SKUS = 200
+CHANNELS = 3
+PARTITIONS = 6
+
+
+# --- sink -------------------------------------------------------------------------
+
+
+class Sink:
+    def __init__(self, work: Path):
+        binary = work / "e2e_sink"
+        subprocess.run(["cc", "-O2", "-std=c17", "-D_GNU_SOURCE", str(HERE / "e2e_sink.c"), "-o",
+                        str(binary), "-lmicrohttpd", "-lpthread"], check=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = work / "sink.log"
+        self.proc = subprocess.Popen([str(binary), str(self.port), str(self.log_path)],
+                                     stderr=subprocess.DEVNULL)
+        self.offset = 0
+        wait_until(lambda: self.requests() is not None, timeout=10)
+
+    def requests(self) -> int | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/stats", timeout=2) as r:
+                return json.loads(r.read())["requests"]
+        except OSError:
+            return None
+
+    def read_new(self) -> dict[str, list[float]]:
+        """Arrivals (monotonic seconds) per order id since the last call."""
+        self.requests()  # flushes the sink's buffer
+        out: dict[str, list[float]] = {}
+        with open(self.log_path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        for line in data[:end].decode().splitlines():
+            ns, _path, oid = line.split(" ", 2)
+            out.setdefault(oid, []).append(int(ns) / 1e9)
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+# --- load generator ----------------------------------------------------------------
+
+
+def signed_bodies(n: int, tag: str, sink_url: str) -> list[tuple[str, bytes, str]]:
+    """n fresh signed payments: (order_id, body, X-Signature)."""
+    t = int(time.time())
+    rnd = random.Random()
+    out = []
+    for i in range(n):
+        oid = f"e2e_{tag}_{i}"
+        body = json.dumps({
+            "payment_id": f"pay_{tag}_{i}_{uuid.uuid4().hex[:8]}",
+            "order_id": oid,
+            "amount_cents": 1000 + i % 9000,
+            "currency": "EUR",
+            "items": [{"sku": f"SKU-{rnd.randrange(SKUS):04d}", "qty": 1}],
+            "customer": {"id": f"cus_{i % 1000}", "email": f"user{i % 1000}@example.com",
+                         "phone": "+4915112345678", "webhook_url": f"{sink_url}/webhook"},
+            "occurred_at": "2026-11-22T10:00:00Z",
+        }, separators=(",", ":")).encode()
+        mac = hmac.new(SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        out.append((oid, body, f"t={t},v1={mac}"))
+    return out
+
+
+class OpenLoop:
+    """Posts bodies at a constant rate from `workers` keep-alive connections.
+    sched[i] is the scheduled time of body i; status[i], done[i] (monotonic
+    time of the response) are filled by the workers."""
+
+    def __init__(self, port: int, bodies, rate: float, workers: int = 48):
+        self.port, self.bodies, self.rate, self.workers = port, bodies, rate, workers
+        n = len(bodies)
+        self.sched = [0.0] * n
+        self.status = [0] * n
+        self.done = [0.0] * n
+        self.q: queue.Queue = queue.Queue()
+        self.late_max = 0.0
+
+    def _worker(self) -> None:
+        conn = None
+        while True:
+            item = self.q.get()
+            if item is None:
+                break
+            i = item
+            _oid, body, sig = self.bodies[i]
+            for _attempt in range(2):
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                    conn.request("POST", "/v1/payments", body=body,
+                                 headers={"Content-Type": "application/json", "X-Signature": sig})
+                    r = conn.getresponse()
+                    r.read()
+                    self.status[i] = r.status
+                    break
+                except (OSError, http.client.HTTPException):
+                    self.status[i] = -1
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                    conn = None
+            self.done[i] = time.monotonic()
+        if conn is not None:
+            conn.close()
+
+    def run(self) -> float:
+        """Blocks until every body is sent and answered; returns the achieved
+        send rate (bodies / time between first and last dispatch)."""
+        ts = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.workers)]
+        for t in ts:
+            t.start()
+        t0 = time.monotonic() + 0.05
+        period = 1.0 / self.rate
+        for i in range(len(self.bodies)):
+            s = t0 + i * period
+            self.sched[i] = s
+            now = time.monotonic()
+            if s > now:
+                time.sleep(s - now)
+            else:
+                self.late_max = max(self.late_max, now - s)
+            self.q.put(i)
+        t_last = time.monotonic()
+        for _ in ts:
+            self.q.put(None)
+        for t in ts:
+            t.join()
+        return len(self.bodies) / max(1e-6, t_last - t0)
+
+
+# --- the stack -----------------------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, bin_dir: Path, work: Path):
+        self.bin_dir, self.work = bin_dir, work
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.ports: dict[str, int] = {}
+        base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        self.kafka_dir = Path(tempfile.mkdtemp(prefix="of-bench-e2e-kafka-", dir=base))
+        self.kafka = KafkaBroker(self.kafka_dir)
+        self.pg: Postgres | None = None
+        self.sink: Sink | None = None
+        self.prefix = f"e2e{uuid.uuid4().hex[:6]}."
+
+    def start(self) -> None:
+        log("e2e: starting Kafka and PostgreSQL")
+        self.pg = Postgres()
+        self.pg.start()
+        self.kafka.fetch()
+        self.kafka.start()
+        self.kafka.create_topics([self.prefix + t for t in topic_names(3)], partitions=PARTITIONS)
+        self.db = self.pg.create_database("e2e_bench")
+        self.sink = Sink(self.work)
+        common = {"OF_KAFKA_BROKERS": self.kafka.bootstrap, "OF_TOPIC_PREFIX": self.prefix,
+                  "OF_LOG_LEVEL": "warn", "OF_MIGRATIONS_DIR": str(ROOT / "deploy" / "sql"),
+                  "OF_PG_DSN": self.pg.dsn_for(self.db), "OF_ADMIN_TOKEN": ADMIN,
+                  "OF_WEBHOOK_SECRETS": SECRET, "OF_NOTIFY_SECRET": "bench-notify-secret",
+                  "OF_TOPIC_PARTITIONS": str(PARTITIONS)}
+        extra = {
+            "inventory": {},
+            "notify": {"OF_NOTIFY_EMAIL_URL": f"{self.sink.url}/email",
+                       "OF_NOTIFY_SMS_URL": f"{self.sink.url}/sms",
+                       "OF_NOTIFY_WEBHOOK_URL": f"{self.sink.url}/webhook",
+                       "OF_NOTIFY_RETRY_DELAYS": "1s,1s,1s"},
+            "payment-gw": {},
+        }
+        for name in ("inventory", "notify", "payment-gw"):
+            port = free_port()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
+            env.update(common)
+            env.update(extra[name])
+            env["OF_HTTP_PORT"] = str(port)
+            logf = open(self.work / f"{name}.log", "ab")
+            self.procs[name] = subprocess.Popen([str(self.bin_dir / name)], env=env, stdout=logf,
+                                                stderr=subprocess.STDOUT)
+            self.ports[name] = port
+        for name, port in self.ports.items():
+            wait_until(lambda p=port: _http_ok(f"http://127.0.0.1:{p}/readyz"), timeout=90,
+                       message=f"{name} ready")
+        inv = f"http://127.0.0.1:{self.ports['inventory']}"
+        for i in range(SKUS):
+            req = urllib.request.Request(f"{inv}/v1/stock/SKU-{i:04d}", method="PUT",
+                                         data=json.dumps({"available": 100_000_000}).encode(),
+                                         headers={"Authorization": f"Bearer {ADMIN}",
+                                                  "Content-Type": "application/json"})
+            urllib.request.urlopen(req, timeout=10).read()
+        log(f"e2e: stack up (gw :{self.ports['payment-gw']}, inventory :{self.ports['inventory']}, "
+            f"notify :{self.ports['notify']}, sink :{self.sink.port})")
+
+    def pids(self) -> dict[str, int]:
+        return {k: p.pid for k, p in self.procs.items()}
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs.values())
+
+    def stop(self) -> dict[str, int | None]:
+        codes: dict[str, int | None] = {}
+        for name in ("payment-gw", "inventory", "notify"):
+            p = self.procs.get(name)
+            if p is None:
+                continue
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+            try:
+                codes[name] = p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes[name] = p.wait()
+        if self.sink:
+            self.sink.stop()
+        try:
+            self.kafka.close()
+        except Exception as e:  # noqa: BLE001
+            log(f"e2e: kafka close: {e}")
+        import shutil
+        shutil.rmtree(self.kafka_dir, ignore_errors=True)
+        if self.pg:
+            self.pg.destroy()
+        return codes
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+# --- one constant-rate step ---------------------------------------------------------------
+
+
+def step(stack: Stack, rate: float, seconds: float, tag: str, drain: float) -> dict:
+    """Offers `rate` orders/s for `seconds`, waits up to `drain` s after the
+    last response for the notifications, returns figures of the step."""
+    n = max(20, int(rate * seconds))
+    bodies = signed_bodies(n, tag, stack.sink.url)
+    gen = OpenLoop(stack.ports["payment-gw"], bodies, rate)
+    stack.sink.read_new()  # skip whatever earlier steps left
+    achieved = gen.run()
+    t_sent = time.monotonic()
+    oid_index = {b[0]: i for i, b in enumerate(bodies)}
+    accepted = [i for i in range(n) if gen.status[i] == 202]
+    arrivals: dict[int, list[float]] = {}
+    deadline = t_sent + drain
+    while True:
+        for oid, ts in stack.sink.read_new().items():
+            i = oid_index.get(oid)
+            if i is not None:
+                arrivals.setdefault(i, []).extend(ts)
+        complete = sum(1 for i in accepted if len(arrivals.get(i, ())) >= CHANNELS)
+        if complete >= len(accepted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    t_drained = time.monotonic()
+    lat = {i: max(arrivals[i][:CHANNELS]) - gen.sched[i] for i in accepted
+           if len(arrivals.get(i, ())) >= CHANNELS}
+    lats = sorted(lat.values())
+    q = max(1, n // 4)
+    first = sorted(v for i, v in lat.items() if i < q)
+    last = sorted(v for i, v in lat.items() if i >= n - q)
+    p50_first, p50_last = percentile(first, 50), percentile(last, 50)
+    gw_lat = sorted(gen.done[i] - gen.sched[i] for i in accepted)
+    last_arrival = max((max(v) for v in arrivals.values()), default=t_sent)
+    span = last_arrival - gen.sched[0]
+    res = {
+        "offered_rate": rate, "seconds": seconds, "orders": n, "achieved_send_rate": achieved,
+        "generator_late_max_s": gen.late_max,
+        "accepted": len(accepted), "non_202": n - len(accepted), "complete": len(lat),
+        "completion_rate": len(lat) / span if span > 0 else 0.0,
+        "drain_wait_s": t_drained - t_sent,
+        "p50_s": percentile(lats, 50), "p90_s": percentile(lats, 90),
+        "p99_s": percentile(lats, 99), "p999_s": percentile(lats, 99.9),
+        "max_s": lats[-1] if lats else float("nan"),
+        "p50_first_quarter_s": p50_first, "p50_last_quarter_s": p50_last,
+        "gw_p99_s": percentile(gw_lat, 99), "gw_p50_s": percentile(gw_lat, 50),
+    }
+    res["_sched"] = {bodies[i][0]: gen.sched[i] for i in accepted}
+    res["_arrivals"] = {bodies[i][0]: max(arrivals[i][:CHANNELS]) for i in lat}
+    res["_gw_done"] = {bodies[i][0]: gen.done[i] for i in accepted}
+    return res
+
+
+def passed(r: dict) -> tuple[bool, str]:
+    if r["achieved_send_rate"] < 0.95 * r["offered_rate"]:
+        return False, f"generator reached only {r['achieved_send_rate']:.0f}/s"
+    if r["accepted"] < 0.995 * r["orders"]:
+        return False, f"{r['non_202']} non-202 answers"
+    if r["complete"] < 0.995 * r["accepted"]:
+        return False, f"only {r['complete']}/{r['accepted']} complete after the drain wait"
+    f, l = r["p50_first_quarter_s"], r["p50_last_quarter_s"]
+    if l > 2.0 * f + 0.5:
+        return False, f"lag grows (p50 {f * 1000:.0f} ms -> {l * 1000:.0f} ms)"
+    return True, "ok"
+
+
+def stage_p99s(stack: Stack, r: dict) -> dict:
+    """Per-stage p99 of the orders of step r from Kafka record timestamps
+    (CreateTime, ms): gw = POST answered - scheduled; inventory =
+    order.fulfilled - payment.success; notify = last notification -
+    order.fulfilled. Wall-clock stamps are mapped onto the monotonic clock."""
+    off = time.time() - time.monotonic()
+    want = set(r["_sched"])
+    ts: dict[str, dict[str, float]] = {"payment.success": {}, "order.fulfilled": {}}
+    for topic in ts:
+        for rec in stack.kafka.read_all(stack.prefix + topic, timeout=20):
+            key = rec.key.decode() if isinstance(rec.key, bytes) else rec.key
+            if key in want:
+                ts[topic][key] = rec.timestamp / 1000.0 - off
+    gw = sorted(r["_gw_done"][k] - r["_sched"][k] for k in want)
+    inv = sorted(ts["order.fulfilled"][k] - ts["payment.success"][k] for k in want
+                 if k in ts["order.fulfilled"] and k in ts["payment.success"])
+    ntf = sorted(r["_arrivals"][k] - ts["order.fulfilled"][k] for k in r["_arrivals"]
+                 if k in ts["order.fulfilled"])
+    return {"gw_p99_s": percentile(gw, 99), "inventory_p99_s": percentile(inv, 99),
+            "notify_p99_s": percentile(ntf, 99), "n": [len(gw), len(inv), len(ntf)]}
+
+
+def run(bin_dir: Path, quick: bool, start_rate: float, max_rate: float | None = None) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="of-bench-e2e-"))
+    stack = Stack(bin_dir, work)
+    out: dict = {"ramp": [], "latency": [], "work_dir": str(work)}
+    sampler = None
+    try:
+        stack.start()
+        sampler = RssSampler(stack.pids())
+        sampler.start()
+        step_s = 8.0 if quick else 15.0
+        lat_s = 8.0 if quick else 20.0
+        drain = 10.0
+        # warm-up: connections, producer ids, consumer group joins
+        log("e2e: warm-up (20 orders/s for 3 s, then 100 orders/s for 5 s)")
+        step(stack, 20, 3, "warm0", 30)
+        step(stack, 100, 5, "warm1", 30)
+        rate = max(10.0, start_rate)
+        best = None
+        failed_at = None
+        max_steps = 4 if quick else 7
+        for k in range(max_steps):
+            log(f"e2e: ramp step {k + 1}: {rate:.0f} orders/s for {step_s:.0f}s")
+            r = step(stack, rate, step_s, f"r{k}", drain)
+            ok, why = passed(r)
+            log(f"e2e:   completed {r['complete']}/{r['orders']}, p50 {r['p50_s'] * 1000:.0f} ms, "
+                f"p99 {r['p99_s'] * 1000:.0f} ms -> {'sustained' if ok else 'not sustained: ' + why}")
+            out["ramp"].append({**{k2: v for k2, v in r.items() if not k2.startswith("_")},
+                                "sustained": ok, "why": why})
+            if not stack.alive():
+                raise RuntimeError("a service died during the ramp")
+            if ok:
+                best = r
+                if max_rate is not None and rate >= max_rate:
+                    break
+                if failed_at is not None:
+                    break
+                rate *= 2.0
+            else:
+                if best is not None:
+                    if failed_at is not None or rate / best["offered_rate"] < 1.3:
+                        break
+                    failed_at = rate
+                    rate = (best["offered_rate"] * rate) ** 0.5  # one refinement step
+                else:
+                    rate /= 2
+            time.sleep(2)  # let the tail of the previous step settle
+        if best is None:
+            raise RuntimeError("no ramp step was sustained")
+        sustained = best["offered_rate"]
+        out["sustained_rate"] = sustained
+        out["sustained_completion_rate"] = best["completion_rate"]
+        fracs = [0.25, 0.5] if quick else [0.1, 0.25, 0.5, 0.75]
+        for fr in fracs:
+            rt = sustained * fr
+            log(f"e2e: open-loop latency at {int(fr * 100)}% = {rt:.0f} orders/s for {lat_s:.0f}s")
+            r = step(stack, rt, lat_s, f"l{int(fr * 100)}", 30)
+            log(f"e2e:   p50 {r['p50_s'] * 1000:.1f} ms, p90 {r['p90_s'] * 1000:.1f} ms, "
+                f"p99 {r['p99_s'] * 1000:.1f} ms, p99.9 {r['p999_s'] * 1000:.1f} ms "
+                f"({r['complete']}/{r['orders']} complete)")
+            row = {k2: v for k2, v in r.items() if not k2.startswith("_")}
+            row["fraction"] = fr
+            if fr == 0.5:
+                try:
+                    row["stages"] = stage_p99s(stack, r)
+                    log(f"e2e:   stage p99s: {row['stages']}")
+                except Exception as e:  # noqa: BLE001
+                    log(f"e2e:   stage p99s unavailable: {e}")
+            out["latency"].append(row)
+            time.sleep(2)
+        out["rss_peak_kib"] = sampler.finish()
+        sampler = None
+    finally:
+        try:
+            if sampler is not None:
+                out["rss_peak_kib"] = sampler.finish()
+        finally:
+            out["exit_codes"] = stack.stop()
+    return out

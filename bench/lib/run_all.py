@@ -1,0 +1,346 @@
+"""bench/run's body: builds, runs the component benchmarks (bench/gw,
+bench/inventory, bench/notify, parsed from their printed summaries) and the
+end-to-end benchmark (bench/e2e), then prints and writes the table and plots
+the latency percentiles. Never fails on a figure."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "bench" / "e2e"))
+
+from benchlib import grab, log, render_md, render_text, run_streaming, write_json  # noqa: E402
+
+PY = sys.executable
+BUILD = ROOT / "build-bench"
+BIN = BUILD / "bin"
+
+
+def sizes(quick: bool) -> dict:
+    if quick:
+        return {"gw": ["--duration", "5", "--warmup", "2"],
+                "inventory": ["--payments", "10000", "--pgbench-seconds", "5"],
+                "notify": ["--events", "5000", "--wrk-seconds", "3"]}
+    return {"gw": ["--duration", "15", "--warmup", "3"],
+            "inventory": ["--payments", "100000", "--pgbench-seconds", "15"],
+            "notify": ["--events", "50000", "--wrk-seconds", "10"]}
+
+
+def build() -> str | None:
+    log("building the Release build in build-bench/")
+    for cmd in (["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release"],
+                ["cmake", "--build", str(BUILD), "-j2"]):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            return (r.stdout + r.stderr)[-2000:]
+    return None
+
+
+def env_no_of() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
+
+
+def bench_gw(args: list[str]) -> dict:
+    rc, out = run_streaming([PY, str(ROOT / "bench/gw/run.py"), "--build-dir", str(BUILD), *args],
+                            "gw", 420, env_no_of())
+    r = {"exit": rc,
+         "null_rps": grab(r"\(a\) null MHD handler\s*:\s*([\d.]+) req/s", out),
+         "gw_rps": grab(r"\(b\) payment-gw\+Kafka\s*:\s*([\d.]+) req/s", out),
+         "ratio": grab(r"ratio \(b\)/\(a\)\s*:\s*([\d.]+) \(median", out),
+         "gw_p99_ms": grab(r"p99 latency \(b\)\s*:\s*([\d.]+) ms", out),
+         "rss_mib": grab(r"payment-gw RSS peak\s*:\s*([\d.]+) MiB", out)}
+    if r["gw_rps"] is None:
+        r["error"] = f"exit {rc}; " + " / ".join(out.strip().splitlines()[-3:])[-300:]
+    return r
+
+
+def bench_inventory(args: list[str]) -> dict:
+    rc, out = run_streaming([PY, str(ROOT / "bench/inventory/bench.py"), "--bin", str(BIN), *args],
+                            "inventory", 600, env_no_of())
+    r = {"exit": rc,
+         "pgbench_tps": grab(r"\(a\) pgbench -N -c 8 -j 2\s+([\d.]+) tps", out),
+         "reservations_per_s": grab(r"\(b\) reservations/s\s+([\d.]+)", out),
+         "rss_mib": grab(r"peak RSS \(VmHWM\)\s+([\d.]+) MiB", out)}
+    if r["reservations_per_s"] is None:
+        r["error"] = f"exit {rc}; " + " / ".join(out.strip().splitlines()[-3:])[-300:]
+    return r
+
+
+def bench_notify(args: list[str]) -> dict:
+    rc, out = run_streaming([PY, str(ROOT / "bench/notify/bench.py"), "--bin-dir", str(BIN), *args],
+                            "notify", 600, env_no_of())
+    r = {"exit": rc,
+         "wrk_rps": grab(r"\(a\) wrk max rate against the sink: ([\d,.]+) req/s", out),
+         "clean_per_s": grab(r"\(b\) notify clean: .*? = ([\d,.]+)/s", out),
+         "fail10_per_s": grab(r"\(c\) notify fail10: .*? = ([\d,.]+)/s", out),
+         "rss_mib": grab(r"notify peak RSS = ([\d.]+) MiB", out)}
+    if r["clean_per_s"] is None:
+        r["error"] = f"exit {rc}; " + " / ".join(out.strip().splitlines()[-3:])[-300:]
+    return r
+
+
+def machine() -> dict:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        mem = "?"
+    return {"cpu": cpu, "cpus": os.cpu_count(), "mem": mem.split(":", 1)[-1].strip(),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "loadavg_start": os.getloadavg()}
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def ramp_capped(e2e: dict) -> bool:
+    """True when no ramp step above the sustained rate failed (the sustained
+    rate is then only a lower bound)."""
+    ramp = e2e.get("ramp", [])
+    best = max((x["offered_rate"] for x in ramp if x.get("sustained")), default=None)
+    return best is not None and not any(not x.get("sustained") and x["offered_rate"] > best
+                                        for x in ramp)
+
+
+def figures(res: dict) -> list[dict]:
+    gw, inv, ntf, e2e = (res.get(k) or {} for k in ("gw", "inventory", "notify", "e2e"))
+    figs = []
+
+    def why(part: dict, name: str) -> str | None:
+        if part.get("error"):
+            return f"{name} benchmark failed: {part['error']}"
+        if part.get("skipped"):
+            return f"{name} not run ({part['skipped']})"
+        return None
+
+    r = ratio(gw.get("gw_rps"), gw.get("null_rps"))
+    figs.append({"figure": "payment-gw accepted payments/s (64 conns, Kafka acks)",
+                 "value": gw.get("gw_rps"), "baseline": gw.get("null_rps"), "unit": "/s",
+                 "baseline_label": "null MHD handler", "ratio": r, "goal": ">= 0.6",
+                 "met": None if r is None else r >= 0.6, "note": why(gw, "bench/gw")})
+    r = ratio(inv.get("reservations_per_s"), inv.get("pgbench_tps"))
+    figs.append({"figure": "inventory reservations/s (100k queued, 200 skus)",
+                 "value": inv.get("reservations_per_s"), "baseline": inv.get("pgbench_tps"),
+                 "unit": "/s", "baseline_label": "pgbench -N -c 8 tps", "ratio": r, "goal": ">= 2.0",
+                 "met": None if r is None else r >= 2.0, "note": why(inv, "bench/inventory")})
+    r = ratio(ntf.get("clean_per_s"), ntf.get("wrk_rps"))
+    figs.append({"figure": "notify deliveries/s (3 channels/event, local sink)",
+                 "value": ntf.get("clean_per_s"), "baseline": ntf.get("wrk_rps"), "unit": "/s",
+                 "baseline_label": "wrk max vs sink", "ratio": r, "goal": ">= 0.7",
+                 "met": None if r is None else r >= 0.7, "note": why(ntf, "bench/notify")})
+    r = ratio(ntf.get("fail10_per_s"), ntf.get("clean_per_s"))
+    figs.append({"figure": "notify goodput with 10% transient sink failures",
+                 "value": ntf.get("fail10_per_s"), "baseline": ntf.get("clean_per_s"), "unit": "/s",
+                 "baseline_label": "clean run", "ratio": r, "goal": ">= 0.85",
+                 "met": None if r is None else r >= 0.85, "note": why(ntf, "bench/notify")})
+    comps = {"payment-gw": gw.get("gw_rps"), "inventory": inv.get("reservations_per_s"),
+             "notify/3": (ntf.get("clean_per_s") or 0) / 3 or None}
+    known = {k: v for k, v in comps.items() if v}
+    base = min(known.values()) if len(known) == 3 else None
+    base_name = min(known, key=known.get) if len(known) == 3 else "n/a"
+    r = ratio(e2e.get("sustained_rate"), base)
+    note = why(e2e, "bench/e2e")
+    if note is None and e2e.get("ramp_capped"):
+        note = ("the ramp stopped at its last step while still sustaining: the value is a lower "
+                "bound")
+    figs.append({"figure": "end-to-end sustained orders/s (POST -> last notification)",
+                 "value": e2e.get("sustained_rate"), "baseline": base, "unit": "/s",
+                 "baseline_label": f"min component: {base_name}", "ratio": r, "goal": ">= 0.5",
+                 "met": None if r is None else r >= 0.5, "note": note})
+    half = next((x for x in e2e.get("latency", []) if x.get("fraction") == 0.5), None)
+    p99 = half["p99_s"] * 1000 if half else None
+    st = (half or {}).get("stages") or {}
+    sp = None
+    if st and all(st.get(k) == st.get(k) for k in ("gw_p99_s", "inventory_p99_s", "notify_p99_s")):
+        sp = 1000 * (st["gw_p99_s"] + st["inventory_p99_s"] + st["notify_p99_s"])
+    r = ratio(p99, sp)
+    figs.append({"figure": "end-to-end p99 latency at half the sustained rate (open loop)",
+                 "value": p99, "baseline": sp, "unit": "ms", "digits": 1,
+                 "baseline_label": "sum of stage p99s", "ratio": r, "goal": "<= 2.0",
+                 "met": None if r is None else r <= 2.0,
+                 "note": why(e2e, "bench/e2e") or ("stage p99s: payment-gw POST answer, inventory "
+                                                   "payment.success -> order.fulfilled, notify "
+                                                   "order.fulfilled -> last notification, each "
+                                                   "over the same orders of the same run")})
+    rss = e2e.get("rss_peak_kib") or {}
+    for name in ("payment-gw", "inventory", "notify"):
+        v = rss.get(name)
+        mib = v / 1024 if v else None
+        figs.append({"figure": f"peak RSS of {name} during the end-to-end run",
+                     "value": mib, "baseline": None, "unit": "MiB", "digits": 1,
+                     "baseline_label": "none", "ratio": None, "goal": "<= 32 MiB",
+                     "met": None if mib is None else mib <= 32.0,
+                     "note": why(e2e, "bench/e2e")})
+    return figs
+
+
+def plot(e2e: dict, path: Path) -> str | None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        return f"matplotlib missing: {e}"
+    pts = [x for x in e2e.get("latency", []) if x.get("complete")]
+    best = max((x for x in e2e.get("ramp", []) if x.get("sustained")),
+               key=lambda x: x["offered_rate"], default=None)
+    if best:
+        pts = pts + [best]
+    pts.sort(key=lambda x: x["offered_rate"])
+    if not pts:
+        return "no latency points"
+    xs = [p["offered_rate"] for p in pts]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for key, lab in (("p50_s", "p50"), ("p90_s", "p90"), ("p99_s", "p99"), ("p999_s", "p99.9")):
+        ax.plot(xs, [p[key] * 1000 for p in pts], marker="o", label=lab)
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load (orders/s, open loop, constant rate)")
+    ax.set_ylabel("POST -> last of 3 notifications (ms)")
+    ax.set_title("orderflow end-to-end latency vs offered load")
+    if best:
+        ax.axvline(best["offered_rate"], color="grey", ls="--", lw=1)
+        ax.annotate("sustained", (best["offered_rate"], ax.get_ylim()[0]), rotation=90,
+                    va="bottom", ha="right", color="grey")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="orderflow benchmarks (docs/PERFORMANCE.md)")
+    ap.add_argument("--quick", action="store_true", default=os.environ.get("OF_BENCH_QUICK") == "1",
+                    help="small sizes for a few-minute smoke run (also OF_BENCH_QUICK=1)")
+    ap.add_argument("--only", default="gw,inventory,notify,e2e")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--from-json", default=None,
+                    help="re-render the table, results.md and latency.png of an earlier "
+                         "results.json without running anything")
+    args = ap.parse_args()
+    if args.from_json:
+        import json
+        res = json.loads(Path(args.from_json).read_text())
+        if isinstance(res.get("e2e"), dict) and res["e2e"].get("ramp"):
+            res["e2e"]["ramp_capped"] = ramp_capped(res["e2e"])
+        return report(res, Path(args.out))
+    only = set(args.only.split(","))
+    bad = only - {"gw", "inventory", "notify", "e2e"}
+    if bad:
+        print(f"bench/run: unknown part(s) {', '.join(sorted(bad))}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    res: dict = {"quick": args.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "machine": machine()}
+    log(f"orderflow benchmarks ({'quick' if args.quick else 'full'} mode), {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}")
+    err = build()
+    if err:
+        log("build failed; every figure is n/a")
+        for k in ("gw", "inventory", "notify", "e2e"):
+            res[k] = {"error": "Release build failed: " + err[-300:]}
+    else:
+        sz = sizes(args.quick)
+        parts = {"gw": bench_gw, "inventory": bench_inventory, "notify": bench_notify}
+        for n, (name, fn) in enumerate(parts.items(), 1):
+            if name not in only:
+                res[name] = {"skipped": "--only"}
+                continue
+            log(f"[{n}/4] {name} component benchmark")
+            try:
+                res[name] = fn(sz[name])
+            except Exception as e:  # noqa: BLE001
+                res[name] = {"error": f"{type(e).__name__}: {e}"}
+            log(f"[{n}/4] {name}: {res[name]}")
+        if "e2e" in only:
+            log("[4/4] end-to-end benchmark")
+            comps = [res.get("gw", {}).get("gw_rps"), res.get("inventory", {}).get("reservations_per_s"),
+                     (res.get("notify", {}).get("clean_per_s") or 0) / 3 or None]
+            known = [c for c in comps if c]
+            start = 0.2 * min(known) if known else 50.0
+            start = max(20.0, min(start, 400.0))
+            try:
+                import e2e
+                res["e2e"] = e2e.run(BIN, args.quick, start)
+                res["e2e"]["ramp_capped"] = ramp_capped(res["e2e"])
+            except Exception as e:  # noqa: BLE001
+                traceback.print_exc()
+                res["e2e"] = {"error": f"{type(e).__name__}: {e}"}
+        else:
+            res["e2e"] = {"skipped": "--only"}
+    res["elapsed_s"] = time.time() - t0
+    res["machine"]["loadavg_end"] = os.getloadavg()
+    return report(res, out)
+
+
+def report(res: dict, out: Path) -> int:
+    """Prints the table; writes results.json, results.md, latency.png."""
+    out.mkdir(parents=True, exist_ok=True)
+
+    class A:  # the mode of the run, from the results
+        quick = res.get("quick", False)
+    args = A
+    figs = figures(res)
+    res["figures"] = figs
+    text = render_text(figs)
+    print()
+    print(f"orderflow benchmark ({'quick' if args.quick else 'full'} mode, "
+          f"{res['elapsed_s'] / 60:.1f} min, {os.cpu_count()} CPUs)")
+    print(text)
+    write_json(out / "results.json", res)
+    md = [f"# orderflow benchmark results ({'quick' if args.quick else 'full'} mode)", "",
+          f"Run {res['started']} on {res['machine']['cpus']} x {res['machine']['cpu']}, "
+          f"{res['machine']['mem']} RAM, load average at start "
+          f"{res['machine']['loadavg_start'][0]:.2f}; {res['elapsed_s'] / 60:.1f} min. "
+          "See README.md for the machine and docs/PERFORMANCE.md for what the figures mean.", "",
+          render_md(figs)]
+    e2e_res = res.get("e2e") or {}
+    if e2e_res.get("latency"):
+        md += ["## End-to-end latency (open loop)", "",
+               "| offered orders/s | completed | p50 ms | p90 ms | p99 ms | p99.9 ms |", "|---|---|---|---|---|---|"]
+        for x in e2e_res["latency"]:
+            md.append(f"| {x['offered_rate']:.0f} ({int(x['fraction'] * 100)}% of sustained) | "
+                      f"{x['complete']}/{x['orders']} | {x['p50_s'] * 1000:.1f} | {x['p90_s'] * 1000:.1f} | "
+                      f"{x['p99_s'] * 1000:.1f} | {x['p999_s'] * 1000:.1f} |")
+        md += ["", "![latency](latency.png)", ""]
+    if e2e_res.get("ramp"):
+        md += ["## Sustained-rate ramp", "", "| offered orders/s | generator rate | completed | "
+               "p50 first quarter ms | p50 last quarter ms | verdict |", "|---|---|---|---|---|---|"]
+        for x in e2e_res["ramp"]:
+            md.append(f"| {x['offered_rate']:.0f} | {x['achieved_send_rate']:.0f} | "
+                      f"{x['complete']}/{x['orders']} | {x['p50_first_quarter_s'] * 1000:.0f} | "
+                      f"{x['p50_last_quarter_s'] * 1000:.0f} | {x['why']} |")
+        md.append("")
+    (out / "results.md").write_text("\n".join(md))
+    perr = plot(e2e_res, out / "latency.png")
+    if perr:
+        log(f"no plot: {perr}")
+    log(f"wrote {out}/results.json, results.md{'' if perr else ', latency.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

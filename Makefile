@@ -18,7 +18,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: help build asan deps up down test unit unit-asan system system-asan \
-        bench fuzz fuzz-replay chaos venv clean distclean
+        bench fuzz fuzz-replay chaos valgrind venv clean distclean
 
 # libFuzzer: seconds per target and targets run at once. make test runs a
 # short pass (FUZZ_CI_SECONDS); make fuzz the long one.
@@ -36,6 +36,7 @@ help:
 	@echo "make system       pytest system tests against build/bin (system-asan: build-asan/bin)"
 	@echo "make venv         .venv with tests/system/requirements.txt"
 	@echo "make fuzz         libFuzzer, FUZZ_SECONDS (60) per target (fuzz-replay: seeds only)"
+	@echo "make valgrind     memcheck the services under a subset of the system tests"
 	@echo "make chaos        5,000-payment chaos run (figures in bench/results/chaos-latest.json)"
 	@echo "make bench        benchmarks (bench/run)"
 	@echo "make clean        remove build dirs (distclean: also .venv and var/, after make down)"
@@ -102,6 +103,13 @@ fuzz:
 
 fuzz-replay:
 	fuzz/run 0
+
+# memcheck on the services of a subset of the system tests (slow: ~15 min);
+# zero errors and zero definite leaks, or the tests fail.
+VALGRIND_TESTS ?= tests/system/test_payment_gw.py tests/system/test_inventory.py tests/system/test_notify.py
+VALGRIND_PYTEST_ARGS ?= -k 'not test_breaker_opens_and_closes'
+valgrind: build venv
+	OF_BIN_DIR=build/bin OF_VALGRIND=1 $(PYTEST) $(VALGRIND_TESTS) --timeout=900 $(VALGRIND_PYTEST_ARGS)
 
 # The long chaos run: 5,000 payments under 13 faults (docs/RELIABILITY.md);
 # figures also go to bench/results/chaos-latest.json.

@@ -34,6 +34,9 @@ typedef enum of_cfg_type {
     OF_CFG_URL,      /* char *: empty/unset allowed unless required; else
                         must start with http:// or https:// */
     OF_CFG_LEVEL,    /* of_log_level */
+    OF_CFG_DSN,      /* char *: a libpq connection string or URI, checked
+                        with PQconninfoParse (libpq's message, which may
+                        quote a password, is not echoed) */
 } of_cfg_type;
 
 #define OF_CFG_REQUIRED 0x1u /* unset or empty is an error */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
 #include "of_log.h"
@@ -189,6 +190,24 @@ static of_status load_one(const of_cfg_entry *e, const char *v, char *err,
 {
     char tail[256];
     switch (e->type) {
+    case OF_CFG_DSN:
+        if (*v) {
+            /* libpq's own parse error quotes the text around the problem,
+             * which may be a password: it is not repeated. */
+            char *perr = NULL;
+            PQconninfoOption *opts = PQconninfoParse(v, &perr);
+            PQfreemem(perr);
+            if (opts == NULL) {
+                of_seterr(err, errlen,
+                          "%s: not a valid libpq connection string "
+                          "(key=value pairs, values with spaces in single "
+                          "quotes, or a postgresql:// URI)",
+                          e->name);
+                return OF_EFATAL;
+            }
+            PQconninfoFree(opts);
+        }
+        /* fall through */
     case OF_CFG_STR:
     case OF_CFG_URL:
         if (e->type == OF_CFG_URL && *v && !valid_url(v)) {
@@ -258,7 +277,8 @@ oom:
 
 static bool is_text_type(of_cfg_type t)
 {
-    return t == OF_CFG_STR || t == OF_CFG_URL || t == OF_CFG_LIST;
+    return t == OF_CFG_STR || t == OF_CFG_URL || t == OF_CFG_DSN ||
+           t == OF_CFG_LIST;
 }
 
 /* Frees one list target (also a half-built one). */
@@ -322,6 +342,7 @@ void of_config_free(const of_cfg_entry *table, size_t n)
         switch (e->type) {
         case OF_CFG_STR:
         case OF_CFG_URL:
+        case OF_CFG_DSN:
             free(*(char **)e->target);
             *(char **)e->target = NULL;
             break;

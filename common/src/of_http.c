@@ -117,6 +117,20 @@ struct of_http_req {
     bool abandoned, mhd_done, app_done;
 };
 
+/* One TCP connection, for the slow-client reaper. A connection is
+ * "receiving" from its start (or the end of its previous request) until
+ * its request has been read completely; a client that stays receiving for
+ * longer than conn_timeout_s (one byte a second never looks idle to MHD)
+ * has its socket shut down. Requests being handled or waiting for an
+ * asynchronous answer are never reaped. */
+typedef struct http_conn {
+    int fd;
+    int64_t since_us; /* start of the current receiving phase */
+    bool busy;        /* request read, in the handler or suspended */
+    bool reaped;
+    struct http_conn *prev, *next;
+} http_conn;
+
 struct of_http_server {
     struct MHD_Daemon *d;
     of_http_opts o;
@@ -135,6 +149,14 @@ struct of_http_server {
     of_metric *m_requests;
     of_metric *m_duration;
     of_metric *m_inflight;
+
+    /* Slow-client reaper (see reaper_main). */
+    pthread_mutex_t cmtx; /* conns */
+    http_conn *conns;
+    pthread_t reaper;
+    bool reaper_started;
+    atomic_bool reaper_stop;
+    of_metric *m_reaped;
 };
 
 /* --------------------------------------------------------------------- */
@@ -658,6 +680,130 @@ static enum MHD_Result on_body_chunk(of_http_req *r, const char *data,
     return MHD_YES;
 }
 
+static http_conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Marks the connection's request as read (busy=true) or its answer as
+ * sent (a new receiving phase starts now). */
+static void conn_mark(of_http_server *s, struct MHD_Connection *c, bool busy)
+{
+    http_conn *hc = conn_of(c);
+    if (!hc)
+        return;
+    pthread_mutex_lock(&s->cmtx);
+    hc->busy = busy;
+    if (!busy)
+        hc->since_us = of_mono_us();
+    pthread_mutex_unlock(&s->cmtx);
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: keeps the reaper's connection list. */
+static void on_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                    enum MHD_ConnectionNotificationCode code)
+{
+    of_http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        http_conn *hc = calloc(1, sizeof *hc);
+        if (!hc || !ci) {
+            free(hc); /* not reaped: MHD's idle timeout still applies */
+            return;
+        }
+        hc->fd = ci->connect_fd;
+        hc->since_us = of_mono_us();
+        pthread_mutex_lock(&s->cmtx);
+        hc->next = s->conns;
+        if (s->conns)
+            s->conns->prev = hc;
+        s->conns = hc;
+        pthread_mutex_unlock(&s->cmtx);
+        *socket_ctx = hc;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        http_conn *hc = *socket_ctx;
+        if (!hc)
+            return;
+        /* Unlinked before MHD closes the descriptor, so the reaper never
+         * shuts down a reused fd. */
+        pthread_mutex_lock(&s->cmtx);
+        if (hc->prev)
+            hc->prev->next = hc->next;
+        else
+            s->conns = hc->next;
+        if (hc->next)
+            hc->next->prev = hc->prev;
+        pthread_mutex_unlock(&s->cmtx);
+        free(hc);
+        *socket_ctx = NULL;
+    }
+}
+
+/* Every 250 ms: shuts down the sockets of connections that have been
+ * receiving one request for longer than the connection timeout (slowloris
+ * clients trickling headers or body). MHD then sees the connection fail
+ * and closes it, freeing the slot. */
+static void *reaper_main(void *arg)
+{
+    of_http_server *s = arg;
+    const int64_t limit_us = (int64_t)s->o.conn_timeout_s * 1000000;
+    while (!atomic_load(&s->reaper_stop)) {
+        struct timespec ts = {0, 250 * 1000000L};
+        nanosleep(&ts, NULL);
+        int64_t now = of_mono_us();
+        unsigned reaped = 0;
+        pthread_mutex_lock(&s->cmtx);
+        for (http_conn *hc = s->conns; hc; hc = hc->next) {
+            if (hc->busy || hc->reaped || now - hc->since_us <= limit_us)
+                continue;
+            shutdown(hc->fd, SHUT_RDWR);
+            hc->reaped = true;
+            reaped++;
+        }
+        pthread_mutex_unlock(&s->cmtx);
+        if (reaped) {
+            of_metric_add(s->m_reaped, reaped, OF_NO_LABELS);
+            of_log(OF_LOG_INFO, NULL,
+                   "http: closed %u connection(s) still sending a request "
+                   "after %u s",
+                   reaped, s->o.conn_timeout_s);
+        }
+    }
+    return NULL;
+}
+
+/* MHD_OPTION_UNESCAPE_CALLBACK: percent-decodes the path and every query
+ * argument like MHD's default, except that "%00" is left as it is. A
+ * decoded NUL would silently cut an id short ("SKU-A%00junk" read as
+ * "SKU-A"); left encoded, the '%' makes the id fail its charset check.
+ * Decoding only shrinks, so the in-place copy never overtakes the reader. */
+static size_t unescape_keep_nul(void *cls, struct MHD_Connection *c,
+                                char *uri)
+{
+    (void)cls;
+    (void)c;
+    size_t out = 0;
+    char *p = uri;
+    for (;;) {
+        char *nul = strstr(p, "%00");
+        if (nul)
+            *nul = '\0';
+        size_t n = MHD_http_unescape(p);
+        memmove(uri + out, p, n);
+        out += n;
+        if (!nul)
+            break;
+        memcpy(uri + out, "%00", 3);
+        out += 3;
+        p = nul + 3;
+    }
+    uri[out] = '\0';
+    return out;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
                                  const char *url, const char *method,
                                  const char *version, const char *upload_data,
@@ -681,6 +827,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
         r->st = RQ_IN_HANDLER;
     pthread_mutex_unlock(&r->mtx);
     if (st == RQ_COLLECTING) {
+        conn_mark(s, c, true);
         r->rt->h(r, r->rt->ud);
         return after_handler(r);
     }
@@ -692,8 +839,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     of_http_server *s = cls;
+    conn_mark(s, c, false);
     of_http_req *r = *con_cls;
     if (!r)
         return;
@@ -861,6 +1008,7 @@ of_http_server *of_http_new(const of_http_opts *o, char *err, size_t errlen)
     if (s->o.conn_memory_limit == 0)
         s->o.conn_memory_limit = 64 * 1024;
     pthread_mutex_init(&s->mtx, NULL);
+    pthread_mutex_init(&s->cmtx, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -878,6 +1026,11 @@ of_http_server *of_http_new(const of_http_opts *o, char *err, size_t errlen)
     s->m_inflight = of_metrics_gauge("orderflow_http_inflight",
                                      "HTTP requests accepted and not yet done",
                                      OF_NO_LABELS);
+    s->m_reaped = of_metrics_counter(
+        "orderflow_http_slow_clients_closed_total",
+        "Connections closed for taking longer than the connection timeout "
+        "to send one request",
+        OF_NO_LABELS);
 
     if (add_route(s, "GET", "/healthz", false, "/healthz", 0, h_healthz, s,
                   true) != OF_OK ||
@@ -930,7 +1083,7 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
             return OF_EFATAL;
         }
     }
-    struct MHD_OptionItem opts[10];
+    struct MHD_OptionItem opts[14];
     size_t n = 0;
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
                                         (intptr_t)s->o.conn_limit, NULL};
@@ -941,6 +1094,10 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
                                         NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
                                         (intptr_t)on_completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK,
+                                        (intptr_t)unescape_keep_nul, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+                                        (intptr_t)on_conn, s};
     if (s->o.threads > 1)
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
                                             (intptr_t)s->o.threads, NULL};
@@ -963,6 +1120,13 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : s->o.port;
+    atomic_store(&s->reaper_stop, false);
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
+        s->reaper_started = true;
+    else
+        of_log(OF_LOG_WARN, NULL,
+               "http: no slow-client reaper thread (only the idle timeout "
+               "applies)");
     of_log(OF_LOG_INFO, NULL, "http listening on %s:%u",
            s->o.bind_addr ? s->o.bind_addr : "0.0.0.0", (unsigned)s->port);
     return OF_OK;
@@ -1044,6 +1208,11 @@ void of_http_stop(of_http_server *s, int drain_ms)
                    "http stop: %u request(s) unanswered after %d ms, "
                    "answered 503",
                    abandoned, drain_ms);
+        if (s->reaper_started) {
+            atomic_store(&s->reaper_stop, true);
+            pthread_join(s->reaper, NULL);
+            s->reaper_started = false;
+        }
         MHD_stop_daemon(s->d);
         s->d = NULL;
     }
@@ -1055,6 +1224,7 @@ void of_http_stop(of_http_server *s, int drain_ms)
     }
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mtx);
+    pthread_mutex_destroy(&s->cmtx);
     free(s->bind_addr);
     free(s);
 }

@@ -32,7 +32,7 @@ EXTENSION_VARS = {
 # deploy/packages.txt entries the container image does not need: they run the
 # local stack (make up), the tests and the benchmarks on the host.
 HOST_ONLY_PACKAGES = {
-    "postgresql", "default-jdk-headless", "maven", "python3-venv", "kcat", "wrk", "clang", "libclang-rt-14-dev",
+    "postgresql", "default-jdk-headless", "maven", "python3-venv", "kcat", "wrk", "clang", "libclang-rt-14-dev", "valgrind",
     "uuid-runtime", "socat", "procps",
 }
 

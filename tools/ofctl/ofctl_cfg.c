@@ -15,7 +15,7 @@ static size_t build_table(ofctl_config *cfg, of_cfg_entry *t, size_t max)
 {
     const of_cfg_entry entries[] = {
         OF_COMMON_KAFKA_CFG_ENTRIES(&cfg->c),
-        {"OF_PG_DSN", OF_CFG_STR, &cfg->pg_dsn, "", 0, 0, OF_CFG_SECRET,
+        {"OF_PG_DSN", OF_CFG_DSN, &cfg->pg_dsn, "", 0, 0, OF_CFG_SECRET,
          "PostgreSQL connection string for `verify` (empty: libpq's PG* "
          "defaults)"},
         {"OF_WEBHOOK_SECRETS", OF_CFG_LIST, &cfg->secrets, "", 0, 0,

@@ -295,6 +295,31 @@ static void test_duration_list(void **state)
     assert_string_equal(err, "too many durations (at most 4)");
 }
 
+/* A malformed libpq connection string is a start-up error naming the
+ * variable, without libpq's message (it quotes the text around the
+ * problem, which may be a password). */
+static void test_dsn(void **state)
+{
+    (void)state;
+    char *dsn = NULL;
+    of_cfg_entry t[] = {{"OF_T_DSN", OF_CFG_DSN, &dsn, NULL, 0, 0,
+                         OF_CFG_SECRET, "dsn"}};
+    char err[512] = "";
+    setenv("OF_T_DSN", "host=localhost password=my secret", 1);
+    assert_int_equal(of_config_load(t, 1, err, sizeof err), OF_EFATAL);
+    assert_non_null(strstr(err, "OF_T_DSN: not a valid libpq connection string"));
+    assert_null(strstr(err, "secret"));
+    assert_null(dsn);
+    setenv("OF_T_DSN", "host=localhost password='my secret' dbname=x", 1);
+    assert_int_equal(of_config_load(t, 1, err, sizeof err), OF_OK);
+    assert_string_equal(dsn, "host=localhost password='my secret' dbname=x");
+    of_config_free(t, 1);
+    setenv("OF_T_DSN", "postgresql://u@localhost:5432/db", 1);
+    assert_int_equal(of_config_load(t, 1, err, sizeof err), OF_OK);
+    of_config_free(t, 1);
+    unsetenv("OF_T_DSN");
+}
+
 static void test_rdkafka_env(void **state)
 {
     (void)state;
@@ -364,7 +389,7 @@ int main(void)
         T(test_defaults),      T(test_values),         T(test_bools),
         T(test_bad_values),    T(test_required_secret), T(test_required_list),
         T(test_unbounded_int), T(test_duration_parse), T(test_duration_list),
-        T(test_rdkafka_env),   T(test_usage_and_name),
+        T(test_dsn),           T(test_rdkafka_env),    T(test_usage_and_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

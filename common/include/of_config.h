@@ -87,6 +87,11 @@ int of_config_parse_duration(const char *s, int64_t *ms);
  * and librdkafka's complaint. */
 of_status of_config_apply_rdkafka_env(void *conf, char *err, size_t errlen);
 
+/* Checks every OF_RDKAFKA_* variable against a scratch configuration, so
+ * that a bad one stops the process at start (exit 2) before it does
+ * anything else. Same result and message as of_config_apply_rdkafka_env. */
+of_status of_config_check_rdkafka_env(char *err, size_t errlen);
+
 /* Writes "<prefix><base>" into out (e.g. topic or group names under
  * OF_TOPIC_PREFIX). Returns out. */
 char *of_config_name(const char *prefix, const char *base, char *out,

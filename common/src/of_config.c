@@ -432,3 +432,11 @@ char *of_config_name(const char *prefix, const char *base, char *out,
     snprintf(out, outlen, "%s%s", prefix ? prefix : "", base ? base : "");
     return out;
 }
+
+of_status of_config_check_rdkafka_env(char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    of_status st = of_config_apply_rdkafka_env(conf, err, errlen);
+    rd_kafka_conf_destroy(conf);
+    return st;
+}

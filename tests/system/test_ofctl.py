@@ -593,9 +593,11 @@ def test_verify_passes_then_catches_injected_violations(kafka, ns, db, services)
              " now() - interval '1 hour')", (str(uuid.uuid4()), lost))
     # The inventory's relay would publish a fresh outbox row: stop it first.
     services.get("inventory").stop()
-    db.query("INSERT INTO outbox (order_id, topic, ce_id, ce_type, ce_time, payload, created_at)"
-             " VALUES ('ord_x', 'x', %s, 'order.fulfilled.v1', 'now', '{}',"
-             " now() - interval '10 minutes')", (str(uuid.uuid4()),))
+    db.query("INSERT INTO outbox (order_id, topic, ce_id, ce_type, ce_time, payment_id,"
+             " payment_event_id, items, amount_cents, currency, customer, created_at)"
+             " VALUES ('ord_x', 'x', %s, 'order.fulfilled.v1', 'now', 'pay_x', %s, '[]', 1,"
+             " 'EUR', '{}', now() - interval '10 minutes')",
+             (str(uuid.uuid4()), str(uuid.uuid4())))
     r, checks = _verify(services)
     pub = checks["outcomes_published"]
     assert not pub["ok"] and pub["violations"] == 2, pub

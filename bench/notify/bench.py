@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""notify benchmark (printed, not asserted).
+
+In one run, on this machine:
+  (a) wrk's maximum request rate against the local C sink (sink.c);
+  (b) notify draining a pre-filled order.fulfilled backlog of N events with
+      3 channels each (email, sms, webhook) into the same sink, clean;
+  (c) the same with the sink failing 10% of requests with 503 (transient):
+      goodput = deliveries that ended 2xx per second until all are done.
+Prints rates, the ratios (b)/(a) and (c)/(b), and notify's RSS.
+
+Starts its own Kafka broker and PostgreSQL through the system-test harness
+(tests/system/harness) and stops them at the end.
+
+  .venv/bin/python bench/notify/bench.py [--events 50000] [--bin-dir DIR]
+
+--bin-dir (or OF_BIN_DIR) selects the notify binary; by default a Release
+build is made in build-bench/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "system"))
+
+from confluent_kafka import Producer  # noqa: E402
+
+from harness.kafka import KafkaBroker  # noqa: E402
+from harness.pg import Postgres  # noqa: E402
+from harness.util import free_port, free_ports, wait_until  # noqa: E402
+
+PARTITIONS = 6
+CHANNELS = 3
+EXTRA_ENV: dict[str, str] = {}
+DSN_EXTRA = ""
+RETRY_DELAYS = "250ms,250ms,250ms"
+
+
+def sh(*cmd: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def build(bin_dir: str | None, work: Path) -> tuple[Path, Path]:
+    """Returns (notify binary, sink binary)."""
+    if bin_dir:
+        notify = Path(bin_dir) / "notify"
+    else:
+        bdir = REPO / "build-bench"
+        sh("cmake", "-S", str(REPO), "-B", str(bdir), "-DCMAKE_BUILD_TYPE=Release",
+           stdout=subprocess.DEVNULL)
+        sh("cmake", "--build", str(bdir), "-j2", "--target", "notify", stdout=subprocess.DEVNULL)
+        notify = bdir / "bin" / "notify"
+    sink = work / "sink"
+    sh("cc", "-O2", "-std=c17", "-D_GNU_SOURCE", str(HERE / "sink.c"), "-o", str(sink),
+       "-lmicrohttpd")
+    return notify, sink
+
+
+class Sink:
+    def __init__(self, binary: Path, fail_pct: int):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([str(binary), str(self.port), str(fail_pct)],
+                                     stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.stats() is not None, timeout=10)
+
+    def stats(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/stats", timeout=2) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(10)
+
+
+def wrk_max_rate(sink: Sink, seconds: int) -> float:
+    out = subprocess.run(["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(HERE / "post.lua"),
+                          f"{sink.url}/email"], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        raise RuntimeError(f"cannot read wrk output:\n{out}")
+    return float(m.group(1))
+
+
+def prefill(bootstrap: str, topic: str, n: int, webhook: str) -> float:
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
+                  "queue.buffering.max.messages": 200000, "compression.type": "lz4",
+                  "enable.idempotence": True, "acks": "all"})
+    t0 = time.monotonic()
+    for i in range(n):
+        oid = f"ord_bench_{i:07d}"
+        ev = str(uuid.uuid4())
+        v = {"event_id": ev, "order_id": oid, "payment_id": f"pay_{i:07d}",
+             "payment_event_id": str(uuid.uuid4()),
+             "items": [{"sku": "SKU-RED-MUG", "qty": 2, "stock_version": i + 1}],
+             "customer": {"id": f"cus_{i % 1000}", "email": f"c{i}@example.com",
+                          "phone": "+4915112345678", "webhook_url": webhook},
+             "fulfilled_at": "2026-11-22T10:00:01Z",
+             "payment_received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        hdrs = [("ce_specversion", b"1.0"), ("ce_id", ev.encode()),
+                ("ce_type", b"order.fulfilled.v1"), ("ce_source", b"/inventory"),
+                ("ce_time", b"2026-11-22T10:00:01Z"), ("content-type", b"application/json")]
+        while True:
+            try:
+                p.produce(topic, key=oid, value=json.dumps(v, separators=(",", ":")), headers=hdrs)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(60)
+    if left:
+        raise RuntimeError(f"prefill: {left} records not acknowledged")
+    return time.monotonic() - t0
+
+
+def dlq_count(port: int) -> int:
+    """Deliveries notify dead-lettered (retries exhausted), from /metrics."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("orderflow_notify_dlq_total{")))
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0])  # KiB
+    except OSError:
+        pass
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, fail_pct: int,
+               events: int, work: Path, label: str) -> dict:
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    tiers = 3
+    topics = [f"{prefix}{t}" for t in ("order.fulfilled", "order.compensation", "notify.dlq")] + \
+             [f"{prefix}notify.retry.{i}" for i in range(1, tiers + 1)]
+    kafka.create_topics(topics, partitions=PARTITIONS)
+    db = pg.create_database()
+    sink = Sink(sink_bin, fail_pct)
+    want = events * CHANNELS
+    try:
+        t_fill = prefill(kafka.bootstrap, f"{prefix}order.fulfilled", events, f"{sink.url}/webhook")
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
+        env.update({
+            "OF_KAFKA_BROKERS": kafka.bootstrap, "OF_PG_DSN": (pg.dsn_for(db) + " " + DSN_EXTRA).strip(),
+            "OF_HTTP_PORT": str(port), "OF_TOPIC_PREFIX": prefix,
+            "OF_NOTIFY_SECRET": "bench-secret",
+            "OF_MIGRATIONS_DIR": str(REPO / "deploy" / "sql"),
+            "OF_NOTIFY_EMAIL_URL": f"{sink.url}/email", "OF_NOTIFY_SMS_URL": f"{sink.url}/sms",
+            "OF_NOTIFY_WEBHOOK_URL": f"{sink.url}/webhook",
+            "OF_NOTIFY_RETRY_DELAYS": RETRY_DELAYS,
+        })
+        env.update(EXTRA_ENV)
+        log = open(work / f"notify-{label}.log", "w")
+        t_start = time.monotonic()
+        proc = subprocess.Popen([str(notify)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        first = None
+        rss_max = 0
+        rss_start = 0
+        deadline = time.monotonic() + 900
+        ok = 0
+        dead = 0
+        while time.monotonic() < deadline:
+            st = sink.stats() or {}
+            ok = st.get("ok", 0)
+            if fail_pct:
+                dead = dlq_count(port)
+            now = time.monotonic()
+            if first is None and ok > 0:
+                first = now
+                first_ok = ok
+                rss_start = proc_status(proc.pid).get("VmRSS", 0)
+            rss_max = max(rss_max, proc_status(proc.pid).get("VmRSS", 0))
+            if ok + dead >= want:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"notify exited with {proc.returncode}; see {log.name}")
+            time.sleep(0.2)
+        t_end = time.monotonic()
+        cpu = cpu_seconds(proc.pid)
+        hwm = proc_status(proc.pid).get("VmHWM", 0)
+        st = sink.stats() or {}
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                (work / f"metrics-{label}.txt").write_bytes(r.read())
+        except OSError:
+            pass
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(60)
+        if ok + dead < want:
+            raise RuntimeError(f"{label}: only {ok} of {want} deliveries within the deadline")
+        drain = t_end - first
+        return {"label": label, "events": events, "deliveries": want,
+                "prefill_s": t_fill, "prefill_rate": events / t_fill,
+                "startup_s": first - t_start, "drain_s": drain,
+                "rate": (ok - first_ok) / drain if drain > 0 else float("inf"),
+                "delivered": ok, "dead": dead,
+                "requests": st.get("requests"), "failed": st.get("failed"),
+                "rss_max_kib": rss_max, "rss_start_kib": rss_start, "hwm_kib": hwm, "cpu_s": cpu, "exit": rc}
+    finally:
+        sink.stop()
+        try:
+            kafka.delete_topics(topics)
+            pg.drop_database(db)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=50000)
+    ap.add_argument("--wrk-seconds", type=int, default=10)
+    ap.add_argument("--bin-dir", default=os.environ.get("OF_BIN_DIR"))
+    ap.add_argument("--dsn-extra", default="",
+                    help="appended to notify's OF_PG_DSN, e.g. \"options='-c synchronous_commit=off'\"")
+    ap.add_argument("--retry-delays", default="250ms,250ms,250ms",
+                    help="OF_NOTIFY_RETRY_DELAYS for notify (the last retries "
+                         "of the failing run wait these out: a fixed tail)")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    ap.add_argument("--log-level", default="warn", help="notify's OF_LOG_LEVEL")
+    ap.add_argument("--env", action="append", default=[],
+                    help="extra NAME=VALUE for notify (repeatable)")
+    args = ap.parse_args()
+    global EXTRA_ENV, DSN_EXTRA, RETRY_DELAYS
+    DSN_EXTRA = args.dsn_extra
+    RETRY_DELAYS = args.retry_delays
+    EXTRA_ENV = dict(e.split("=", 1) for e in args.env)
+    EXTRA_ENV.setdefault("OF_LOG_LEVEL", args.log_level)
+    work = Path(tempfile.mkdtemp(prefix="ntf-bench-"))
+    notify, sink_bin = build(args.bin_dir, work)
+    kafka = KafkaBroker(work / "kafka")
+    pg = Postgres()
+    try:
+        kafka.fetch()
+        kafka.start()
+        pg.start()
+        s = Sink(sink_bin, 0)
+        try:
+            wrk_rate = wrk_max_rate(s, args.wrk_seconds)
+        finally:
+            s.stop()
+        print(f"(a) wrk max rate against the sink: {wrk_rate:,.0f} req/s", flush=True)
+        clean = run_notify(notify, kafka, pg, sink_bin, 0, args.events, work, "clean")
+        faulty = run_notify(notify, kafka, pg, sink_bin, 10, args.events, work, "fail10")
+    finally:
+        kafka.close()
+        pg.destroy()
+    for r in (clean, faulty):
+        print(f"({'b' if r is clean else 'c'}) notify {r['label']}: {r['deliveries']:,} deliveries "
+              f"({r['events']:,} events x {CHANNELS}) in {r['drain_s']:.1f} s = {r['rate']:,.0f}/s "
+              f"[2xx {r['delivered']:,}, dead-lettered {r['dead']:,}; sink requests {r['requests']:,}, "
+              f"503s {r['failed']:,}; startup {r['startup_s']:.1f} s; "
+              f"notify CPU {r['cpu_s']:.1f} s; RSS at first delivery {r['rss_start_kib'] / 1024:.1f} MiB, max {r['rss_max_kib'] / 1024:.1f} MiB, "
+              f"peak (VmHWM) {r['hwm_kib'] / 1024:.1f} MiB; exit {r['exit']}]")
+        print(f"    prefill: {r['events']:,} events in {r['prefill_s']:.1f} s "
+              f"({r['prefill_rate']:,.0f}/s)")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+          f"at the end (other work shares the cores)")
+    print(f"ratio (b)/(a) = {clean['rate'] / wrk_rate:.2f}  (goal >= 0.70)")
+    print(f"ratio (c)/(b) = {faulty['rate'] / clean['rate']:.2f}  (goal >= 0.85)")
+    worst = max(clean["hwm_kib"], faulty["hwm_kib"]) / 1024
+    print(f"notify peak RSS = {worst:.1f} MiB  (goal < 32 MiB)")
+    if args.keep:
+        print(f"work dir (logs): {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

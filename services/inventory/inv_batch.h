@@ -1,0 +1,100 @@
+/*
+ * inv_batch.h - one consumed payment record on its way to an outcome, and
+ * the batch decision logic (pure: the transaction itself is a callback).
+ *
+ * A batch is applied in one PostgreSQL transaction. When that transaction
+ * fails permanently (a record PostgreSQL rejects), the batch is split: each
+ * pending record is applied alone, in order, so only the culprit is
+ * dead-lettered. A transient failure leaves every undecided record pending
+ * for the caller to retry (after a backoff) in the same order: nothing is
+ * skipped and nothing is re-ordered.
+ */
+#ifndef INV_BATCH_H
+#define INV_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+#include "inv_payment.h"
+#include "of_status.h"
+#include "of_trace.h"
+
+typedef enum inv_disposition {
+    INV_PENDING = 0, /* not decided yet */
+    INV_APPLIED,     /* committed in PostgreSQL (result says how) */
+    INV_DEADLETTER,  /* goes to payment.success.dlq (error_class, error) */
+} inv_disposition;
+
+typedef enum inv_result {
+    INV_RES_NONE = 0,
+    INV_RES_FULFILLED,   /* stock reserved; order.fulfilled in the outbox */
+    INV_RES_COMPENSATED, /* reason set; order.compensation in the outbox */
+    INV_RES_REDELIVERED, /* same payment, same content: no effect */
+    INV_RES_CONFLICT,    /* same payment_id, other content: dead-letter */
+} inv_result;
+
+#define INV_ECLASS_CONFLICT "idempotency_conflict"
+#define INV_ECLASS_PERMANENT "permanent_failure"
+
+typedef struct inv_rec {
+    rd_kafka_message_t *msg; /* owned (NULL in unit tests) */
+    int32_t partition;
+    int64_t offset;
+    bool valid;              /* parsed and validated: pay is filled */
+    inv_payment pay;
+    char outcome_id[37];     /* uuid v5(OF_UUID_NS_OUTCOME, pay.event_id) */
+    char traceparent[OF_TRACEPARENT_LEN + 1]; /* the outcome's span */
+    char trace_id[33];
+
+    inv_disposition disp;
+    inv_result result;
+    char reason[32];         /* compensated: insufficient_stock, ... */
+    cJSON *items;            /* fulfilled: [{sku,qty,stock_version}], owned */
+    cJSON *details;          /* compensated: shortfall array, owned */
+    const char *error_class; /* dead-letter: static token */
+    char error[1024];        /* dead-letter: message (<= 1 KiB) */
+    int attempts;            /* transactions this record took part in */
+    bool dlq_sent;           /* dead-letter: the DLQ record is in Kafka */
+} inv_rec;
+
+/* Fills r from a consumed record value (msg may be NULL in tests; then
+ * partition/offset are taken as given). Takes ownership of msg. Invalid
+ * values become INV_DEADLETTER with their error class; valid ones
+ * INV_PENDING with outcome_id and a child traceparent of `parent_tp` (or a
+ * new trace when NULL or malformed). Returns OF_OK, or OF_EFATAL when out
+ * of memory. */
+of_status inv_rec_init(inv_rec *r, rd_kafka_message_t *msg, const void *value,
+                       size_t len, int32_t partition, int64_t offset,
+                       const char *parent_tp) OF_MUST_CHECK;
+
+/* Forgets a previous attempt's result (before a retry). */
+void inv_rec_reset_result(inv_rec *r);
+
+/* Releases what r owns (payment, result JSON, the Kafka message).
+ * NULL-safe. */
+void inv_rec_free(inv_rec *r);
+
+/* Applies recs[0..n) in one transaction. Must set result (and reason,
+ * items, details) of every record on OF_OK, commit nothing otherwise.
+ * Returns OF_OK, OF_ETRANSIENT (retry later), OF_EPERMANENT (one of the
+ * records is refused: the batch is split) or OF_EFATAL. */
+typedef of_status (*inv_apply_fn)(void *ud, inv_rec **recs, size_t n,
+                                  char *err, size_t errlen);
+
+/* Decides every pending valid record among recs[0..n) (others are left as
+ * they are) using apply(), splitting on a permanent failure as described
+ * above. Conflicts become INV_DEADLETTER (idempotency_conflict), records
+ * refused alone INV_DEADLETTER (permanent_failure). Returns OF_OK when no
+ * record is pending any more, OF_ETRANSIENT when some are (retry the same
+ * array later), OF_EFATAL when apply() said so; err gets the reason. */
+of_status inv_batch_apply(inv_rec **recs, size_t n, inv_apply_fn apply,
+                          void *ud, char *err, size_t errlen) OF_MUST_CHECK;
+
+/* Counts records of recs[0..n) with the given disposition. */
+size_t inv_batch_count(inv_rec *const *recs, size_t n, inv_disposition d);
+
+#endif

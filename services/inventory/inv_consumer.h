@@ -1,0 +1,50 @@
+/*
+ * inv_consumer.h - the consume / apply / dead-letter / store-offsets loop.
+ *
+ * The calling thread polls payment.success (group <prefix>inventory) and
+ * hands each record to one of OF_INV_WORKERS worker threads: partition p
+ * to worker p mod N, so a partition's records stay in order. A worker
+ * collects batches (up to OF_INV_BATCH_MAX records, or OF_INV_BATCH_MS
+ * after the first), applies each in one PostgreSQL transaction on its own
+ * connection (inv_db_apply through inv_batch_apply), then publishes the
+ * invalid, conflicting and refused records to payment.success.dlq with the
+ * section 7 headers, and only then stores the offsets of the whole batch
+ * (auto-commit commits them).
+ *
+ * A transient failure (PostgreSQL away, 40001, 40P01, connection lost, the
+ * DLQ not acknowledged) makes the polling thread pause that worker's
+ * partitions (it keeps polling, so the group membership and rebalances are
+ * served); the worker waits with exponential backoff and retries the same
+ * records in the same order. A worker whose queue is full is paused the
+ * same way (backpressure). Records of partitions revoked meanwhile are
+ * dropped unstored: their new owner processes them again, and the inbox
+ * makes that harmless.
+ */
+#ifndef INV_CONSUMER_H
+#define INV_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "inv_config.h"
+#include "inv_event.h"
+#include "of_kafka.h"
+#include "of_status.h"
+
+typedef struct inv_consumer_opts {
+    const inv_config *cfg;
+    const inv_topics *topics;
+    of_kafka_producer *producer; /* for the DLQ; borrowed */
+} inv_consumer_opts;
+
+/* Runs the loop on the calling thread until shutdown is requested.
+ * Returns OF_OK after a clean stop (stored offsets committed, group left),
+ * OF_EFATAL with err set when it cannot go on (bad consumer configuration,
+ * a fatal PostgreSQL or Kafka error). */
+of_status inv_consumer_run(const inv_consumer_opts *o, char *err,
+                           size_t errlen);
+
+/* True while the consumer runs and has a broker connection. Thread-safe. */
+bool inv_consumer_ready(void);
+
+#endif

@@ -1,0 +1,384 @@
+"""notify against real Kafka and PostgreSQL with a local HTTP sink.
+
+Outcome events are produced straight into <prefix>order.fulfilled /
+<prefix>order.compensation (inventory is not needed); the tests watch the
+sink, notify.retry.N, notify.dlq, GET /v1/deliveries and /metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from collections import Counter, defaultdict
+
+import pytest
+
+from harness import NOTIFY_SECRET, wait_until
+
+NS_DELIVERY = uuid.UUID(bytes=bytes([0xce, 0xb0, 0x9c, 0x10, 0xfa, 0xb2, 0x47, 0xee,
+                                     0xa5, 0x19, 0xbd, 0xc1, 0xca, 0x59, 0x24, 0x96]))
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def delivery_id(event_id: str, channel: str) -> str:
+    return str(uuid.uuid5(NS_DELIVERY, f"{event_id}:{channel}"))
+
+
+def outcome(order_id: str | None = None, email: str | None = "ana@example.com",
+            phone: str | None = None, webhook_url: str | None = None,
+            compensation: bool = False) -> dict:
+    order_id = order_id or f"ord_{uuid.uuid4().hex[:10]}"
+    customer = {"id": "cus_77"}
+    if email:
+        customer["email"] = email
+    if phone:
+        customer["phone"] = phone
+    if webhook_url:
+        customer["webhook_url"] = webhook_url
+    v = {"event_id": str(uuid.uuid4()), "order_id": order_id,
+         "payment_id": f"pay_{order_id}", "payment_event_id": str(uuid.uuid4()),
+         "customer": customer, "payment_received_at": "2026-11-22T10:00:00Z"}
+    if compensation:
+        v.update({"reason": "insufficient_stock", "details": [],
+                  "refund": {"amount_cents": 4599, "currency": "EUR"},
+                  "compensated_at": "2026-11-22T10:00:01Z"})
+    else:
+        v.update({"items": [{"sku": "SKU-RED-MUG", "qty": 1, "stock_version": 2}],
+                  "fulfilled_at": "2026-11-22T10:00:01Z"})
+    return v
+
+
+def produce_outcome(kafka, ns, value: dict, compensation: bool = False,
+                    raw: bytes | None = None) -> bytes:
+    topic = ns.topic("order.compensation" if compensation else "order.fulfilled")
+    body = raw if raw is not None else json.dumps(value, separators=(",", ":")).encode()
+    headers = {"ce_specversion": "1.0", "ce_id": value.get("event_id", "x"),
+               "ce_type": "order.compensation.v1" if compensation else "order.fulfilled.v1",
+               "ce_source": "/inventory", "ce_time": "2026-11-22T10:00:01Z",
+               "content-type": "application/json", "traceparent": TRACEPARENT}
+    kafka.produce(topic, value.get("order_id", "k"), body, headers=headers)
+    return body
+
+
+def check_signature(req) -> None:
+    sig = req.header("X-Signature")
+    m = re.fullmatch(r"t=(\d+),v1=([0-9a-f]{64})", sig or "")
+    assert m, f"bad X-Signature {sig!r}"
+    t = int(m.group(1))
+    assert abs(time.time() - t) < 300
+    want = hmac.new(NOTIFY_SECRET.encode(), f"{t}.".encode() + req.body,
+                    hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(want, m.group(2)), "X-Signature does not verify"
+
+
+def deliveries(svc, order_id: str) -> list[dict]:
+    r = svc.get("/v1/deliveries", params={"order_id": order_id})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["order_id"] == order_id
+    return body["deliveries"]
+
+
+def metric(svc, name: str, **labels) -> float:
+    total = 0.0
+    for line in svc.metrics().splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def ok_ids(sink) -> Counter:
+    """Idempotency-Key -> number of 2xx answers the sink gave."""
+    return Counter(r.header("Idempotency-Key") for r in sink.requests() if 200 <= r.status < 300)
+
+
+# ----------------------------------------------------------------------
+
+
+def test_fanout_three_channels_signed(kafka, ns, sink, services):
+    svc = services.start("notify")
+    v = outcome(email="ana@example.com", phone="+4915112345678",
+                webhook_url=f"{sink.url}/hooks/merchant")
+    produce_outcome(kafka, ns, v)
+    reqs = sink.wait_for(3, timeout=30)
+    time.sleep(1)
+    reqs = sink.requests()
+    assert len(reqs) == 3
+    by_channel = {r.json["channel"]: r for r in reqs}
+    assert set(by_channel) == {"email", "sms", "webhook"}
+    assert by_channel["email"].path == "/email"
+    assert by_channel["sms"].path == "/sms"
+    assert by_channel["webhook"].path == "/hooks/merchant"  # the customer's own URL wins
+    assert by_channel["email"].json["to"] == "ana@example.com"
+    assert by_channel["sms"].json["to"] == "+4915112345678"
+    assert by_channel["webhook"].json["to"] == f"{sink.url}/hooks/merchant"
+    ids = set()
+    for ch, r in by_channel.items():
+        assert r.method == "POST"
+        assert r.header("Content-Type").startswith("application/json")
+        check_signature(r)
+        b = r.json
+        assert set(b) == {"delivery_id", "event_id", "order_id", "channel", "to", "template", "data"}
+        assert b["delivery_id"] == delivery_id(v["event_id"], ch)
+        assert r.header("Idempotency-Key") == b["delivery_id"]
+        assert b["event_id"] == v["event_id"] and b["order_id"] == v["order_id"]
+        assert b["template"] == "order_fulfilled"
+        assert b["data"]["payment_id"] == v["payment_id"]
+        tp = r.header("traceparent")
+        assert tp and tp.split("-")[1] == TRACEPARENT.split("-")[1], tp  # same trace
+        ids.add(b["delivery_id"])
+    assert len(ids) == 3
+
+    dl = wait_until(lambda: (lambda d: d if len(d) == 3 and all(x["status"] == "delivered" for x in d)
+                             else None)(deliveries(svc, v["order_id"])), timeout=10)
+    assert {d["delivery_id"] for d in dl} == ids
+    assert all(d["attempts"] == 1 for d in dl)
+    assert {d["channel"] for d in dl} == {"email", "sms", "webhook"}
+    assert metric(svc, "orderflow_notify_deliveries_total", result="delivered") == 3
+    assert metric(svc, "orderflow_notify_e2e_latency_seconds_count") == 3
+    assert metric(svc, "orderflow_notify_breaker_state", channel="email") == 0
+
+
+def test_only_email_and_compensation_template(kafka, ns, sink, services):
+    svc = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    v = outcome(email="bo@example.com")
+    produce_outcome(kafka, ns, v)
+    c = outcome(email="cy@example.com", compensation=True)
+    produce_outcome(kafka, ns, c, compensation=True)
+    sink.wait_for(2, timeout=30)
+    time.sleep(1.5)
+    reqs = sink.requests()
+    assert len(reqs) == 2, [(r.path, r.json) for r in reqs]
+    by_order = {r.json["order_id"]: r for r in reqs}
+    assert by_order[v["order_id"]].path == "/email"
+    assert by_order[v["order_id"]].json["template"] == "order_fulfilled"
+    assert by_order[c["order_id"]].json["template"] == "order_compensated"
+    wait_until(lambda: len(deliveries(svc, v["order_id"])) == 1, timeout=10)
+    # a customer without any channel gets nothing, and nothing breaks
+    n = outcome(email=None)
+    produce_outcome(kafka, ns, n)
+    time.sleep(1.5)
+    assert len(sink.requests()) == 2
+    assert deliveries(svc, n["order_id"]) == []
+    r = svc.get("/v1/deliveries")
+    assert r.status_code == 400
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+
+
+@pytest.mark.notify_retries(2)
+def test_two_transient_failures_then_success(kafka, ns, sink, services):
+    svc = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    sink.respond("/email", [500, 500])
+    v = outcome()
+    produce_outcome(kafka, ns, v)
+    reqs = sink.wait_for(3, timeout=90)
+    time.sleep(2)
+    reqs = sink.requests()
+    assert [r.status for r in reqs] == [500, 500, 200]
+    assert len({r.header("Idempotency-Key") for r in reqs}) == 1
+    for r in reqs:
+        check_signature(r)
+    # the waits between attempts follow the tiers' delays (1s, 2s)
+    assert reqs[1].time - reqs[0].time >= 0.9
+    assert reqs[2].time - reqs[1].time >= 1.9
+
+    r1 = kafka.read_all(ns.topic("notify.retry.1"), timeout=10, min_count=1)
+    r2 = kafka.read_all(ns.topic("notify.retry.2"), timeout=10, min_count=1)
+    assert len(r1) == 1 and len(r2) == 1
+    for rec, attempt in ((r1[0], "1"), (r2[0], "2")):
+        assert rec.key == v["order_id"].encode()
+        assert json.loads(rec.value) == v  # the outcome itself travels
+        assert rec.header("notify.channel") == "email"
+        assert rec.header("notify.attempt") == attempt
+        assert int(rec.header("notify.due.ms")) > 1_600_000_000_000
+        assert rec.header("notify.last.error") == "HTTP 500"
+        assert rec.header("ce_id") == v["event_id"]
+        assert rec.header("traceparent") == TRACEPARENT
+    assert kafka.read_all(ns.topic("notify.dlq"), timeout=2) == []
+    d = wait_until(lambda: (lambda x: x if x and x[0]["status"] == "delivered" else None)(
+        deliveries(svc, v["order_id"])), timeout=10)
+    assert d[0]["attempts"] == 3
+    assert d[0]["last_error"] == "HTTP 500"
+    assert metric(svc, "orderflow_notify_retries_total", tier="1") == 1
+    assert metric(svc, "orderflow_notify_retries_total", tier="2") == 1
+
+
+def test_permanent_failure_straight_to_dlq_then_replay_once(kafka, ns, sink, services):
+    svc = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    sink.respond("/email", [400])
+    v = outcome()
+    body = produce_outcome(kafka, ns, v)
+    dlq = kafka.read_all(ns.topic("notify.dlq"), timeout=90, min_count=1)
+    assert len(dlq) == 1
+    d = dlq[0]
+    assert d.value == body  # byte for byte
+    assert d.key == v["order_id"].encode()
+    assert d.header("ce_id") == v["event_id"] and d.header("traceparent") == TRACEPARENT
+    assert d.header("dlq.error.class") == "permanent_failure"
+    assert d.header("dlq.original.topic") == ns.topic("order.fulfilled")
+    assert d.header("dlq.consumer.group") == ns.group("notify")
+    assert d.header("dlq.service") == "notify"
+    assert d.header("dlq.attempts") == "1"
+    assert "400" in d.header("dlq.error.message")
+    assert d.header("notify.channel") == "email"
+    for h in ("dlq.original.partition", "dlq.original.offset", "dlq.original.timestamp",
+              "dlq.failed.at"):
+        assert d.header(h), h
+    assert len(sink.requests()) == 1
+    for t in range(1, ns.retry_tiers + 1):
+        assert kafka.read_all(ns.topic(f"notify.retry.{t}"), timeout=1) == []
+    wait_until(lambda: deliveries(svc, v["order_id"])[0]["status"] == "dead", timeout=10)
+    assert metric(svc, "orderflow_notify_dlq_total", **{"class": "permanent_failure"}) == 1
+
+    # An operator replays the DLQ record (original key, value, headers minus dlq.*):
+    # the provider is fixed now, so it is delivered once; a second replay sends nothing.
+    replay = [(k, v2) for k, v2 in d.header_list if not k.startswith("dlq.")]
+    for _ in range(2):
+        kafka.produce(d.header("dlq.original.topic"), d.key, d.value, headers=replay)
+    wait_until(lambda: deliveries(svc, v["order_id"])[0]["status"] == "delivered", timeout=30)
+    time.sleep(2)
+    assert [r.status for r in sink.requests()] == [400, 200]
+
+
+@pytest.mark.notify_retries(2)
+def test_always_503_exhausts_every_tier(kafka, ns, sink, services):
+    svc = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    sink.respond("/email", [503] * 10)
+    v = outcome()
+    body = produce_outcome(kafka, ns, v)
+    dlq = kafka.read_all(ns.topic("notify.dlq"), timeout=90, min_count=1)
+    assert len(dlq) == 1
+    d = dlq[0]
+    assert d.header("dlq.error.class") == "retries_exhausted"
+    assert d.header("dlq.original.topic") == ns.topic("notify.retry.2")
+    assert d.header("dlq.attempts") == "3"
+    assert d.header("notify.attempt") == "2"  # the retry record, byte for byte
+    assert d.value == body
+    assert [r.status for r in sink.requests()] == [503, 503, 503]
+    wait_until(lambda: deliveries(svc, v["order_id"])[0]["status"] == "dead", timeout=10)
+    x = deliveries(svc, v["order_id"])[0]
+    assert x["attempts"] == 3 and x["last_error"] == "HTTP 503" and x["last_http_status"] == 503
+    assert metric(svc, "orderflow_notify_dlq_total", **{"class": "retries_exhausted"}) == 1
+    assert metric(svc, "orderflow_notify_retries_total", tier="1") == 1
+    assert metric(svc, "orderflow_notify_retries_total", tier="2") == 1
+
+
+def test_unusable_record_and_redelivery(kafka, ns, sink, services):
+    svc = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    produce_outcome(kafka, ns, {"order_id": "ord_bad"}, raw=b"{not json")
+    dlq = kafka.read_all(ns.topic("notify.dlq"), timeout=90, min_count=1)
+    assert dlq[0].header("dlq.error.class") == "invalid_json"
+    assert dlq[0].value == b"{not json"
+    # the same outcome event delivered twice is sent once
+    v = outcome()
+    produce_outcome(kafka, ns, v)
+    produce_outcome(kafka, ns, v)
+    sink.wait_for(1, timeout=30)
+    wait_until(lambda: metric(svc, "orderflow_notify_duplicates_skipped_total") >= 1, timeout=15)
+    time.sleep(1)
+    assert len(sink.requests()) == 1
+
+
+@pytest.mark.notify_retries(3)
+def test_breaker_opens_and_closes(kafka, ns, sink, services):
+    svc = services.start("notify", env={
+        "OF_NOTIFY_WEBHOOK_URL": "", "OF_NOTIFY_EMAIL_URL": "",
+        "OF_NOTIFY_RETRY_DELAYS": "1s,1s,1s", "OF_NOTIFY_CB_WINDOW": "4",
+        "OF_NOTIFY_CB_MIN_REQUESTS": "4", "OF_NOTIFY_CB_FAILURE_RATIO": "0.5",
+        "OF_NOTIFY_CB_COOLDOWN": "3s", "OF_NOTIFY_MAX_INFLIGHT": "2"})
+    sink.set_default(503)
+    orders = [outcome(email=None, phone=f"+49151000000{i:02d}") for i in range(12)]
+    for o in orders:
+        produce_outcome(kafka, ns, o)
+    wait_until(lambda: metric(svc, "orderflow_notify_breaker_state", channel="sms") == 1,
+               timeout=30, message="breaker to open")
+    assert "circuit breaker open" in svc.log()
+    # while open, deliveries wait in the retry tiers without using attempts
+    wait_until(lambda: metric(svc, "orderflow_notify_deliveries_total", channel="sms",
+                              result="deferred") >= 1, timeout=15)
+    calls_when_open = len(sink.requests())
+    assert calls_when_open <= 4 + 2  # window + requests already in flight
+    sink.set_default(200)
+    wait_until(lambda: metric(svc, "orderflow_notify_breaker_state", channel="sms") == 0,
+               timeout=30, message="breaker to close")
+    assert metric(svc, "orderflow_notify_breaker_transitions_total", channel="sms",
+                  to="half_open") >= 1
+    want = {delivery_id(o["event_id"], "sms") for o in orders}
+    wait_until(lambda: set(ok_ids(sink)) >= want, timeout=60, message="every sms delivered")
+    time.sleep(1)
+    assert all(n == 1 for n in ok_ids(sink).values())
+    assert kafka.read_all(ns.topic("notify.dlq"), timeout=2) == []
+    deferred = [r for t in (1, 2, 3) for r in kafka.read_all(ns.topic(f"notify.retry.{t}"), timeout=5)
+                if r.header("notify.last.error") == "circuit breaker open"]
+    assert deferred, "no deferred record in the retry tiers"
+    # a deferral keeps the attempt count of the delivery (0 for a fresh one)
+    assert any(r.header("notify.attempt") == "0" for r in deferred)
+
+
+def test_sigkill_during_burst_loses_nothing(kafka, ns, sink, services, db):
+    # A short session timeout so the restarted consumer gets the partitions
+    # soon; moderate concurrency for the Python sink.
+    n = 500
+    orders = [outcome(phone="+4915112345678", webhook_url=None) for _ in range(n)]
+    for o in orders:
+        produce_outcome(kafka, ns, o)
+    svc = services.start("notify", env={"OF_LOG_LEVEL": "info",
+                                        "OF_RDKAFKA_SESSION_TIMEOUT_MS": "6000",
+                                        "OF_NOTIFY_MAX_INFLIGHT": "8"})
+    want = {delivery_id(o["event_id"], ch) for o in orders for ch in ("email", "sms", "webhook")}
+    sink.wait_for(len(want) // 10, timeout=60)
+    svc.kill()
+    recorded = {str(r[0]) for r in db.query(
+        "SELECT delivery_id FROM notify_deliveries WHERE status = 'delivered'")}
+    time.sleep(1)  # requests already on the wire reach the sink
+    sent_before = ok_ids(sink)
+    svc.restart()
+    wait_until(lambda: set(ok_ids(sink)) >= want, timeout=90, message="every delivery after restart")
+    time.sleep(2)
+    counts = ok_ids(sink)
+    assert set(counts) == want
+    dups = {k: c for k, c in counts.items() if c > 1}
+    print(f"\nSIGKILL burst: {len(want)} deliveries, {sum(sent_before.values())} answered 2xx "
+          f"before the kill, {len(recorded)} recorded as delivered; duplicates at the sink: "
+          f"{len(dups)} (outcome not yet recorded when killed)")
+    # a delivery whose outcome was recorded is never sent again
+    assert not (set(dups) & recorded), "a recorded delivery was sent again"
+    # every duplicate had been sent but not recorded at the time of the kill
+    assert set(dups) <= set(sent_before)
+    rows = db.query("SELECT count(*) FROM notify_deliveries WHERE status = 'delivered'")
+    assert rows[0][0] == len(want)
+
+
+def test_bad_config_exits_2_naming_the_variable(services):
+    for env, var in (({"OF_NOTIFY_RETRY_DELAYS": "5s,soon"}, "OF_NOTIFY_RETRY_DELAYS"),
+                     ({"OF_NOTIFY_SECRET": None}, "OF_NOTIFY_SECRET"),
+                     ({"OF_NOTIFY_CB_FAILURE_RATIO": "2"}, "OF_NOTIFY_CB_FAILURE_RATIO")):
+        svc = services.start("notify", env=env, wait_ready=False, check_exit=False)
+        assert svc.wait_exit(30) == 2
+        assert var in svc.log()
+
+
+def test_postgres_down_nothing_sent_unchecked(kafka, ns, sink, services, pg):
+    svc = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    pg.stop("immediate")
+    try:
+        wait_until(lambda: svc.get("/readyz").status_code == 503, timeout=30,
+                   message="readyz 503 while PostgreSQL is down")
+        v = outcome()
+        produce_outcome(kafka, ns, v)
+        time.sleep(3)
+        # the delivery log cannot be consulted: nothing goes out
+        assert sink.requests() == []
+    finally:
+        pg.start()
+    sink.wait_for(1, timeout=60)
+    wait_until(lambda: svc.get("/readyz").status_code == 200, timeout=30)
+    wait_until(lambda: (lambda d: d and d[0]["status"] == "delivered")(deliveries(svc, v["order_id"])),
+               timeout=30)
+    time.sleep(1)
+    assert len(sink.requests()) == 1

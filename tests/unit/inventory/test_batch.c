@@ -1,0 +1,224 @@
+/* Unit tests: inv_batch (decisions, split on a permanent failure,
+ * transient failures leave records pending in order). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "inv_batch.h"
+
+/* A fake transaction: refuses (permanently) any batch containing a
+ * payment_id listed in `refuse`, fails transiently `transient_left`
+ * times, marks `conflict` as a conflict, and fulfils the rest. */
+typedef struct fake {
+    const char *refuse;
+    const char *conflict;
+    int transient_left;
+    int transient_at_call; /* fail transiently on this call number (1-based), 0: never */
+    int calls;
+    size_t sizes[32];
+} fake;
+
+static of_status fake_apply(void *ud, inv_rec **recs, size_t n, char *err,
+                            size_t errlen)
+{
+    fake *f = ud;
+    f->sizes[f->calls++] = n;
+    if (f->transient_left > 0 || f->transient_at_call == f->calls) {
+        if (f->transient_left > 0)
+            f->transient_left--;
+        of_seterr(err, errlen, "57P01: terminating connection");
+        return OF_ETRANSIENT;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (f->refuse != NULL && strcmp(recs[i]->pay.payment_id, f->refuse) == 0) {
+            of_seterr(err, errlen, "22003: value out of range");
+            return OF_EPERMANENT;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (f->conflict != NULL && strcmp(recs[i]->pay.payment_id, f->conflict) == 0)
+            recs[i]->result = INV_RES_CONFLICT;
+        else
+            recs[i]->result = INV_RES_FULFILLED;
+    }
+    return OF_OK;
+}
+
+static void make(inv_rec *r, const char *pid, int64_t off)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"payment_id\":\"%s\",\"order_id\":\"o-%s\",\"amount_cents\":10,"
+             "\"currency\":\"EUR\",\"items\":[{\"sku\":\"A\",\"qty\":1}],"
+             "\"customer\":{\"id\":\"c\"}}",
+             pid, pid);
+    assert_int_equal(inv_rec_init(r, NULL, json, strlen(json), 0, off,
+                                  "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                     OF_OK);
+}
+
+static void free_all(inv_rec *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        inv_rec_free(&r[i]);
+}
+
+static void test_init(void **state)
+{
+    (void)state;
+    inv_rec r;
+    make(&r, "p1", 7);
+    assert_true(r.valid);
+    assert_int_equal(r.disp, INV_PENDING);
+    assert_int_equal(strlen(r.outcome_id), 36);
+    /* a child span of the payment's trace */
+    assert_memory_equal(r.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36);
+    assert_string_not_equal(r.traceparent + 36, "00f067aa0ba902b7-01");
+    assert_string_equal(r.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    inv_rec_free(&r);
+
+    inv_rec bad;
+    assert_int_equal(inv_rec_init(&bad, NULL, "{", 1, 1, 2, NULL), OF_OK);
+    assert_false(bad.valid);
+    assert_int_equal(bad.disp, INV_DEADLETTER);
+    assert_string_equal(bad.error_class, "invalid_json");
+    assert_int_equal(strlen(bad.traceparent), 55); /* a new trace */
+    inv_rec_free(&bad);
+}
+
+static void test_all_ok_with_conflict(void **state)
+{
+    (void)state;
+    inv_rec r[3];
+    inv_rec *p[3] = {&r[0], &r[1], &r[2]};
+    make(&r[0], "a", 0);
+    make(&r[1], "b", 1);
+    make(&r[2], "c", 2);
+    fake f = {.conflict = "b"};
+    char err[256];
+    assert_int_equal(inv_batch_apply(p, 3, fake_apply, &f, err, sizeof err), OF_OK);
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(r[0].disp, INV_APPLIED);
+    assert_int_equal(r[1].disp, INV_DEADLETTER);
+    assert_string_equal(r[1].error_class, INV_ECLASS_CONFLICT);
+    assert_non_null(strstr(r[1].error, "payment_id b"));
+    assert_int_equal(r[2].disp, INV_APPLIED);
+    assert_int_equal(inv_batch_count(p, 3, INV_APPLIED), 2);
+    free_all(r, 3);
+}
+
+static void test_invalid_records_skipped(void **state)
+{
+    (void)state;
+    inv_rec r[3];
+    inv_rec *p[3] = {&r[0], &r[1], &r[2]};
+    make(&r[0], "a", 0);
+    assert_int_equal(inv_rec_init(&r[1], NULL, "nope", 4, 0, 1, NULL), OF_OK);
+    make(&r[2], "c", 2);
+    fake f = {0};
+    char err[256];
+    assert_int_equal(inv_batch_apply(p, 3, fake_apply, &f, err, sizeof err), OF_OK);
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(f.sizes[0], 2);
+    assert_int_equal(r[1].disp, INV_DEADLETTER);
+    assert_int_equal(inv_batch_count(p, 3, INV_APPLIED), 2);
+    free_all(r, 3);
+}
+
+static void test_split_on_permanent(void **state)
+{
+    (void)state;
+    inv_rec r[4];
+    inv_rec *p[4] = {&r[0], &r[1], &r[2], &r[3]};
+    make(&r[0], "a", 0);
+    make(&r[1], "poison", 1);
+    make(&r[2], "c", 2);
+    make(&r[3], "d", 3);
+    fake f = {.refuse = "poison"};
+    char err[256];
+    assert_int_equal(inv_batch_apply(p, 4, fake_apply, &f, err, sizeof err), OF_OK);
+    assert_int_equal(f.calls, 5); /* the batch, then each alone */
+    assert_int_equal(f.sizes[0], 4);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(f.sizes[i], 1);
+    assert_int_equal(r[0].disp, INV_APPLIED);
+    assert_int_equal(r[1].disp, INV_DEADLETTER);
+    assert_string_equal(r[1].error_class, INV_ECLASS_PERMANENT);
+    assert_non_null(strstr(r[1].error, "22003"));
+    assert_int_equal(r[1].attempts, 2);
+    assert_int_equal(r[2].disp, INV_APPLIED);
+    assert_int_equal(r[3].disp, INV_APPLIED);
+    free_all(r, 4);
+}
+
+static void test_transient_keeps_pending(void **state)
+{
+    (void)state;
+    inv_rec r[2];
+    inv_rec *p[2] = {&r[0], &r[1]};
+    make(&r[0], "a", 0);
+    make(&r[1], "b", 1);
+    fake f = {.transient_left = 2};
+    char err[256];
+    assert_int_equal(inv_batch_apply(p, 2, fake_apply, &f, err, sizeof err), OF_ETRANSIENT);
+    assert_non_null(strstr(err, "57P01"));
+    assert_int_equal(inv_batch_count(p, 2, INV_PENDING), 2);
+    assert_int_equal(r[0].result, INV_RES_NONE);
+    assert_int_equal(inv_batch_apply(p, 2, fake_apply, &f, err, sizeof err), OF_ETRANSIENT);
+    assert_int_equal(inv_batch_apply(p, 2, fake_apply, &f, err, sizeof err), OF_OK);
+    assert_int_equal(inv_batch_count(p, 2, INV_APPLIED), 2);
+    assert_int_equal(r[0].attempts, 3);
+    free_all(r, 2);
+}
+
+static void test_transient_during_split(void **state)
+{
+    (void)state;
+    inv_rec r[3];
+    inv_rec *p[3] = {&r[0], &r[1], &r[2]};
+    make(&r[0], "a", 0);
+    make(&r[1], "poison", 1);
+    make(&r[2], "c", 2);
+    /* call 1: batch refused; call 2: a alone ok; call 3: poison alone
+     * fails transiently -> the prefix [a] stays decided. */
+    fake f = {.refuse = "poison", .transient_at_call = 3};
+    char err[256];
+    assert_int_equal(inv_batch_apply(p, 3, fake_apply, &f, err, sizeof err), OF_ETRANSIENT);
+    assert_int_equal(r[0].disp, INV_APPLIED);
+    assert_int_equal(r[1].disp, INV_PENDING);
+    assert_int_equal(r[2].disp, INV_PENDING);
+    /* retry: only the pending ones, in order, and the split again */
+    assert_int_equal(inv_batch_apply(p, 3, fake_apply, &f, err, sizeof err), OF_OK);
+    assert_int_equal(f.sizes[3], 2);
+    assert_int_equal(r[1].disp, INV_DEADLETTER);
+    assert_int_equal(r[2].disp, INV_APPLIED);
+    free_all(r, 3);
+}
+
+static void test_nothing_pending(void **state)
+{
+    (void)state;
+    fake f = {0};
+    char err[64];
+    assert_int_equal(inv_batch_apply(NULL, 0, fake_apply, &f, err, sizeof err), OF_OK);
+    assert_int_equal(f.calls, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init),
+        cmocka_unit_test(test_all_ok_with_conflict),
+        cmocka_unit_test(test_invalid_records_skipped),
+        cmocka_unit_test(test_split_on_permanent),
+        cmocka_unit_test(test_transient_keeps_pending),
+        cmocka_unit_test(test_transient_during_split),
+        cmocka_unit_test(test_nothing_pending),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -195,9 +195,17 @@ cmd_start() {
 
     # Port clash check: a listener already there would make the broker die
     # after a long timeout, or worse, kcat would see someone else's broker.
-    local p
+    # A broker killed a moment ago may still hold its port briefly, and a
+    # probe can now and then connect to itself: the port must stay busy for
+    # 15 s before this counts as a clash.
+    local p tries
     for p in "$port" "$ctl"; do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        tries=0
+        while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ((tries < 30)); do
+            sleep 0.5
+            tries=$((tries + 1))
+        done
+        if ((tries >= 30)); then
             die "port $p on 127.0.0.1 is already in use"
         fi
     done

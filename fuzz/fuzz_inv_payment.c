@@ -13,9 +13,13 @@
  *  - an accepted value satisfies the rules of contract section 2, its
  *    event_id and outcome id are lowercase UUIDs, its sha256 is 64 hex
  *    digits and the same when parsed again;
- *  - the batch input and outbox rows are JSON; the order.fulfilled and
+ *  - an accepted received_at is an RFC 3339 date-time of at most 64
+ *    characters, kept verbatim ("" when absent or null);
+ *  - the batch input and outbox rows are JSON; the batch input carries
+ *    received_at exactly when the record had one; the order.fulfilled and
  *    order.compensation values made for it are accepted by notify's
- *    decoder with the same event id, order id and customer contacts.
+ *    decoder with the same event id, order id, customer contacts and
+ *    payment received_at (what notify's end-to-end latency starts from).
  *
  * FUZZ-SOURCES: services/inventory/inv_payment.c services/inventory/inv_batch.c services/inventory/inv_event.c services/notify/ntf_outcome.c
  * FUZZ-MAX-LEN: 16384
@@ -26,6 +30,7 @@
 #include "inv_payment.h"
 #include "ntf_outcome.h"
 #include "of_json.h"
+#include "of_time.h"
 #include "of_uuid.h"
 
 #define TP "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -91,6 +96,10 @@ static void check_valid(const inv_rec *r)
              "sha256 '%s'", p->sha256);
     const char *cid = of_json_str(p->customer, "id");
     FZ_CHECK(cid != NULL && *cid != '\0', "customer.id");
+    FZ_CHECK(p->received_at[0] == '\0' ||
+                 (strlen(p->received_at) <= INV_TIME_MAX &&
+                  of_time_parse_rfc3339(p->received_at, NULL) == 0),
+             "received_at '%s'", p->received_at);
 }
 
 /* notify must accept the outcome inventory emits for this record. */
@@ -113,6 +122,13 @@ static void check_outcome(inv_rec *r, const char *ce_type, ntf_kind kind)
                  same(o.phone, of_json_str(r->pay.customer, "phone")) &&
                  same(o.webhook_url, of_json_str(r->pay.customer, "webhook_url")),
              "notify read other contacts:\n%.600s", v);
+    int64_t want_ms = -1;
+    if (r->pay.received_at[0] != '\0')
+        FZ_CHECK(of_time_parse_rfc3339(r->pay.received_at, &want_ms) == 0,
+                 "received_at '%s'", r->pay.received_at);
+    FZ_CHECK(o.received_at_ms == want_ms,
+             "notify read received_at %lld, inventory kept '%s':\n%.600s",
+             (long long)o.received_at_ms, r->pay.received_at, v);
     ntf_outcome_free(&o);
     free(v);
 
@@ -123,6 +139,12 @@ static void check_outcome(inv_rec *r, const char *ce_type, ntf_kind kind)
     cJSON *j = batch ? cJSON_Parse(batch) : NULL;
     FZ_CHECK(cJSON_IsArray(j) && cJSON_GetArraySize(j) == 1,
              "batch input: '%.300s'", batch ? batch : "(null)");
+    const char *rcv = of_json_str(cJSON_GetArrayItem(j, 0), "received_at");
+    FZ_CHECK(r->pay.received_at[0] == '\0'
+                 ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(j, 0),
+                                                    "received_at") == NULL
+                 : rcv != NULL && strcmp(rcv, r->pay.received_at) == 0,
+             "batch input received_at: '%.300s'", batch);
     cJSON_Delete(j);
     free(batch);
 }

@@ -30,9 +30,10 @@ typedef struct inv_topics {
 void inv_topics_init(inv_topics *t, const char *prefix);
 
 /* The JSON array argument of inv_reserve_batch() for recs[0..n) (element
- * "i" is the index into recs; each carries the payment's fields, customer
- * and the outcome's traceparent). Returns a malloc'ed string (caller
- * frees) or NULL when out of memory. */
+ * "i" is the index into recs; each carries the payment's fields, customer,
+ * the outcome's traceparent and, when the payment had one, its
+ * "received_at"). Returns a malloc'ed string (caller frees) or NULL when
+ * out of memory. */
 char *inv_event_batch_input(inv_rec *const *recs, size_t n);
 
 /* Stores one result row of inv_reserve_batch() into r: result text,
@@ -62,6 +63,8 @@ typedef struct inv_outcome {
     const char *currency;
     const cJSON *customer;        /* {id, email?, phone?, webhook_url?} */
     const char *at;               /* fulfilled_at / compensated_at (= ce_time) */
+    const char *payment_received_at; /* the payment's received_at; NULL or
+                                        "" when unknown (field omitted) */
 } inv_outcome;
 
 /* Renders the record value of contract section 4, compact, keys in a fixed
@@ -71,13 +74,16 @@ typedef struct inv_outcome {
  *   order.compensation {event_id, order_id, payment_id, payment_event_id,
  *     reason, details [{sku, requested, available, problem}],
  *     refund {amount_cents, currency}, customer, compensated_at}
- * customer keeps id, email, phone, webhook_url (those present). Returns a
- * malloc'ed string (caller frees), NULL when out of memory. */
+ * each followed by payment_received_at when known (an extension field, not
+ * in the contract; omitted otherwise). customer keeps id, email, phone,
+ * webhook_url (those present). Returns a malloc'ed string (caller frees),
+ * NULL when out of memory. */
 char *inv_event_render(const inv_outcome *o);
 
 /* The value for an applied fulfilled or compensated record (its payment
- * and result), stamped `at`; NULL for other records or out of memory.
- * Caller frees. */
+ * and result, payment_received_at = the payment's received_at), stamped
+ * `at`: what the relay renders from the outbox row inv_reserve_batch()
+ * writes for it. NULL for other records or out of memory. Caller frees. */
 char *inv_event_outcome(const inv_rec *r, const char *at);
 
 /* The answer of GET /v1/orders/{order_id} from an orders row: order_id,

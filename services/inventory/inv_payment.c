@@ -274,6 +274,7 @@ of_status inv_payment_parse(const void *value, size_t len, inv_payment *p,
     const cJSON *amount = cJSON_GetObjectItemCaseSensitive(root, "amount_cents");
     const cJSON *occ = cJSON_GetObjectItemCaseSensitive(root, "occurred_at");
     const cJSON *eid = cJSON_GetObjectItemCaseSensitive(root, "event_id");
+    const cJSON *rcv = cJSON_GetObjectItemCaseSensitive(root, "received_at");
     const char *occurred_at = NULL;
 
     if (!str_field(root, "payment_id", INV_ID_MAX, p->payment_id, err, errlen) ||
@@ -311,6 +312,19 @@ of_status inv_payment_parse(const void *value, size_t len, inv_payment *p,
             goto bad;
         }
         occurred_at = occ->valuestring;
+    }
+    /* payment-gw always sets received_at (section 4); records made by
+     * hand or before it may lack it. When present it must be what
+     * payment-gw writes, since it is copied into the outcome events. */
+    if (rcv != NULL && !cJSON_IsNull(rcv)) {
+        if (!cJSON_IsString(rcv) || strlen(rcv->valuestring) > INV_TIME_MAX ||
+            of_time_parse_rfc3339(rcv->valuestring, NULL) != 0) {
+            of_seterr(err, errlen,
+                      "received_at: must be an RFC 3339 date-time of at most "
+                      "%d characters", INV_TIME_MAX);
+            goto bad;
+        }
+        strcpy(p->received_at, rcv->valuestring);
     }
     if (eid != NULL && !cJSON_IsNull(eid)) {
         if (!cJSON_IsString(eid) || !of_uuid_valid(eid->valuestring)) {

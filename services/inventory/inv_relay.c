@@ -211,11 +211,12 @@ static of_status flush_pending(inv_relay *r, of_pg *pg, char *err, size_t errlen
 #define OUTBOX_COLUMNS                                                         \
     "id, topic, order_id, ce_id, ce_type, ce_time, traceparent, payment_id, "  \
     "payment_event_id, reason, details, items, versions, amount_cents, "       \
-    "currency, customer"
+    "currency, customer, payment_received_at"
 enum {
     COL_ID, COL_TOPIC, COL_ORDER_ID, COL_CE_ID, COL_CE_TYPE, COL_CE_TIME,
     COL_TRACEPARENT, COL_PAYMENT_ID, COL_PAYMENT_EVENT_ID, COL_REASON,
-    COL_DETAILS, COL_ITEMS, COL_VERSIONS, COL_AMOUNT, COL_CURRENCY, COL_CUSTOMER
+    COL_DETAILS, COL_ITEMS, COL_VERSIONS, COL_AMOUNT, COL_CURRENCY, COL_CUSTOMER,
+    COL_PAYMENT_RECEIVED_AT /* 008; NULL for rows written before it */
 };
 
 static cJSON *json_col(const PGresult *res, int row, int col)
@@ -246,6 +247,9 @@ static char *render_row(const PGresult *res, int row)
         .currency = PQgetvalue(res, row, COL_CURRENCY),
         .customer = customer,
         .at = PQgetvalue(res, row, COL_CE_TIME),
+        .payment_received_at = PQgetisnull(res, row, COL_PAYMENT_RECEIVED_AT)
+                                   ? NULL
+                                   : PQgetvalue(res, row, COL_PAYMENT_RECEIVED_AT),
     };
     char *value = inv_event_render(&f);
     cJSON_Delete(items);

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from harness import ADMIN_TOKEN, payment, wait_until
+from harness import ADMIN_TOKEN, REPO_ROOT, payment, wait_until
 
 OUTCOME_NS = uuid.UUID("9ec18149-b93d-4fe6-b287-c05ccf16105f")   # OF_UUID_NS_OUTCOME
 PAYMENT_NS = uuid.UUID("743b2e14-4ae8-4d33-af31-19c2d802bb57")   # OF_UUID_NS_PAYMENT
@@ -382,6 +382,167 @@ def test_batch_with_a_record_postgres_refuses_is_split(kafka, ns, db, services):
     recs = outcomes(kafka, ns, 4)
     assert sorted(r.key for r in recs) == sorted(p["order_id"].encode() for p in pays if p["order_id"] != "ord_poison")
     wait_until(lambda: consumed_all(kafka, ns, 5), timeout=20, message="offsets committed")
+
+
+# --- extension: outcome events carry the payment's received_at ---------------------
+
+def produce_payment_value(kafka, ns, p: dict, received_at=..., partition=None):
+    """Produces p like publish(), but received_at may also be left out (...)
+    or be any JSON value (None -> null)."""
+    v = record_value(p)
+    if received_at is ...:
+        del v["received_at"]
+    else:
+        v["received_at"] = received_at
+    return kafka.produce(ns.topic("payment.success"), p["order_id"], v,
+                         headers=record_headers(p), partition=partition)
+
+
+def outcomes_by_payment(kafka, ns, count: int) -> dict:
+    recs = outcomes(kafka, ns, count)
+    assert len(recs) == count, [r.json() for r in recs]
+    by = {r.json()["payment_id"]: r for r in recs}
+    assert len(by) == count
+    return by
+
+
+def test_outcomes_carry_payment_received_at(kafka, ns, db, services):
+    """Every outcome value has `payment_received_at` = the received_at of the
+    payment.success value that caused it, verbatim (fulfilled, and each kind
+    of compensation, through the set-based and the sequential SQL path);
+    without received_at in the payment the field is left out; a malformed
+    one is a schema violation."""
+    inv = services.start("inventory")
+    put_stock(inv, "SKU-A", 10)
+    put_stock(inv, "SKU-C", 1)
+    want = {}
+
+    # Set-based path (no order, payment or over-asked sku twice in a batch):
+    # fulfilled, unknown_sku, no received_at at all.
+    ful = payment(items=["SKU-A:2"])
+    unk = payment(items=["SKU-A:1", "SKU-NOPE:1"])
+    bare = payment(items=["SKU-A:1"])
+    publish(kafka, ns, ful, received_at="2026-11-22T10:00:00.125Z")
+    publish(kafka, ns, unk, received_at="2026-11-22T11:00:01.5+01:00")  # kept as is
+    produce_payment_value(kafka, ns, bare)
+    want.update({ful["payment_id"]: "2026-11-22T10:00:00.125Z",
+                 unk["payment_id"]: "2026-11-22T11:00:01.5+01:00",
+                 bare["payment_id"]: None})
+    for p in (ful, unk, bare):
+        wait_order(inv, p["order_id"])
+    # A second payment for a decided order, alone: duplicate_payment.
+    dup = payment(order_id=ful["order_id"], items=["SKU-A:1"])
+    publish(kafka, ns, dup, received_at="2026-11-22T10:00:02Z")
+    want[dup["payment_id"]] = "2026-11-22T10:00:02Z"
+    wait_until(lambda: db.query("SELECT count(*) FROM payment_inbox")[0][0] == 4, timeout=30,
+               message="duplicate payment decided")
+
+    # Sequential path: one partition while inventory is stopped, so the
+    # restarted consumer takes them as one batch, with SKU-C asked for twice
+    # its stock (and an order twice): fulfilled, insufficient_stock,
+    # duplicate_payment, a null received_at, and a malformed one (DLQ).
+    inv.stop()
+    seq_ok = payment(items=["SKU-C:1"])
+    seq_short = payment(items=["SKU-C:1"])
+    seq_dup = payment(order_id=seq_ok["order_id"], items=["SKU-A:1"])
+    seq_null = payment(items=["SKU-A:1"])
+    seq_bad = payment(items=["SKU-A:1"])
+    publish(kafka, ns, seq_ok, received_at="2026-11-22T10:01:00.000Z", partition=1)
+    publish(kafka, ns, seq_short, received_at="2026-11-22T10:01:00.001Z", partition=1)
+    publish(kafka, ns, seq_dup, received_at="2026-11-22T10:01:00.002Z", partition=1)
+    produce_payment_value(kafka, ns, seq_null, received_at=None, partition=1)
+    produce_payment_value(kafka, ns, seq_bad, received_at="yesterday", partition=1)
+    want.update({seq_ok["payment_id"]: "2026-11-22T10:01:00.000Z",
+                 seq_short["payment_id"]: "2026-11-22T10:01:00.001Z",
+                 seq_dup["payment_id"]: "2026-11-22T10:01:00.002Z",
+                 seq_null["payment_id"]: None})
+    inv.start().wait_ready()
+
+    by = outcomes_by_payment(kafka, ns, len(want))
+    kinds = {pid: (r.topic, r.json().get("reason")) for pid, r in by.items()}
+    fulfilled, compensation = ns.topic("order.fulfilled"), ns.topic("order.compensation")
+    assert kinds == {
+        ful["payment_id"]: (fulfilled, None),
+        unk["payment_id"]: (compensation, "unknown_sku"),
+        bare["payment_id"]: (fulfilled, None),
+        dup["payment_id"]: (compensation, "duplicate_payment"),
+        seq_ok["payment_id"]: (fulfilled, None),
+        seq_short["payment_id"]: (compensation, "insufficient_stock"),
+        seq_dup["payment_id"]: (compensation, "duplicate_payment"),
+        seq_null["payment_id"]: (fulfilled, None),
+    }
+    for pid, rec in by.items():
+        v = rec.json()
+        if want[pid] is None:
+            assert "payment_received_at" not in v, v
+        else:
+            assert v["payment_received_at"] == want[pid], v
+        # the contract's fields are all still there
+        common = {"event_id", "order_id", "payment_id", "payment_event_id", "customer"}
+        extra = ({"items", "fulfilled_at"} if rec.topic == fulfilled
+                 else {"reason", "details", "refund", "compensated_at"})
+        assert set(v) - {"payment_received_at"} == common | extra, v
+    # every row published, then deleted
+    wait_until(lambda: db.query("SELECT count(*) FROM outbox") == [(0,)], timeout=20,
+               message="outbox drained")
+
+    dlq = dlq_records(kafka, ns, 1)
+    assert len(dlq) == 1
+    assert dlq[0].key == seq_bad["order_id"].encode()
+    assert dlq[0].header("dlq.error.class") == "schema_violation"
+    assert dlq[0].header("dlq.error.message").startswith("received_at: ")
+    assert all(row[-1] for row in conservation(db))
+
+
+def test_upgrade_to_008_publishes_old_outbox_rows_without_the_field(kafka, ns, db, services):
+    """A database at 001-007 (+ notify's 010), as users have it, with an
+    outcome still in the outbox: inventory applies only 008 at start, the
+    old row goes out without payment_received_at, new ones carry it."""
+    sql_dir = REPO_ROOT / "deploy" / "sql"
+    old = sorted(f for f in sql_dir.glob("*.sql") if f.name[:3] <= "007" or f.name[:3] == "010")
+    assert [f.name[:3] for f in old] == ["001", "002", "003", "004", "005", "006", "007", "010"]
+
+    def as_owner(sql, params=None):  # the services' role owns the schema
+        return db.pg.query(db.name, sql, params, user="orderflow")
+
+    as_owner("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+             "applied_at timestamptz NOT NULL DEFAULT now())")
+    for f in old:
+        as_owner(f.read_text())
+        as_owner("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                 (int(f.name[:3]), f.name))
+    # The pre-upgrade inventory decided a payment; its outcome is not published yet.
+    as_owner("SELECT * FROM inv_set_stock('SKU-U', 5, 'test')")
+    pre = payment(items=["SKU-U:1"])
+    elem = {"i": 0, "payment_id": pre["payment_id"], "event_id": event_id_of(pre["payment_id"]),
+            "outcome_event_id": outcome_id_of(pre["payment_id"]), "order_id": pre["order_id"],
+            "sha256": "00" * 32, "amount_cents": pre["amount_cents"], "currency": "EUR",
+            "items": pre["items"], "customer": pre["customer"], "traceparent": TRACEPARENT,
+            "part": 0, "off": 0,
+            "received_at": "2026-11-22T09:00:00Z"}  # the old function ignores it
+    rows = as_owner("SELECT out_result FROM inv_reserve_batch(%s::jsonb, %s, %s, %s)",
+                    (json.dumps([elem]), now_rfc3339(), ns.topic("order.fulfilled"),
+                     ns.topic("order.compensation")))
+    assert rows == [("fulfilled",)]
+    assert as_owner("SELECT count(*) FROM outbox") == [(1,)]
+
+    inv = services.start("inventory")
+    applied = [json.loads(line).get("migration") for line in inv.log().splitlines()
+               if '"migration applied"' in line]
+    assert applied == ["008_outbox_payment_received_at.sql"]
+    assert db.query("SELECT max(version), count(*) FROM schema_migrations") == [(10, 9)]
+
+    put_stock(inv, "SKU-U", 5)
+    post = payment(items=["SKU-U:1"])
+    publish(kafka, ns, post, received_at="2026-11-22T10:00:00.5Z")
+    by = outcomes_by_payment(kafka, ns, 2)
+    old_v, new_v = by[pre["payment_id"]].json(), by[post["payment_id"]].json()
+    assert by[pre["payment_id"]].header("ce_id") == outcome_id_of(pre["payment_id"])
+    assert "payment_received_at" not in old_v, old_v
+    assert old_v["items"] == [{"sku": "SKU-U", "qty": 1, "stock_version": 2}]
+    assert new_v["payment_received_at"] == "2026-11-22T10:00:00.5Z"
+    wait_until(lambda: db.query("SELECT count(*) FROM outbox") == [(0,)], timeout=20,
+               message="outbox drained")
 
 
 # --- section 3: the HTTP API -------------------------------------------------------

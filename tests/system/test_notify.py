@@ -2,7 +2,9 @@
 
 Outcome events are produced straight into <prefix>order.fulfilled /
 <prefix>order.compensation (inventory is not needed); the tests watch the
-sink, notify.retry.N, notify.dlq, GET /v1/deliveries and /metrics."""
+sink, notify.retry.N, notify.dlq, GET /v1/deliveries and /metrics. One test
+(test_pipeline_e2e_latency_from_payment_received_at) runs the whole
+pipeline instead: payment-gw, inventory and notify."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from harness import NOTIFY_SECRET, wait_until
+from harness import ADMIN_TOKEN, NOTIFY_SECRET, payment, post_payment, wait_until
 
 NS_DELIVERY = uuid.UUID(bytes=bytes([0xce, 0xb0, 0x9c, 0x10, 0xfa, 0xb2, 0x47, 0xee,
                                      0xa5, 0x19, 0xbd, 0xc1, 0xca, 0x59, 0x24, 0x96]))
@@ -382,3 +384,42 @@ def test_postgres_down_nothing_sent_unchecked(kafka, ns, sink, services, pg):
                timeout=30)
     time.sleep(1)
     assert len(sink.requests()) == 1
+
+
+def test_pipeline_e2e_latency_from_payment_received_at(kafka, ns, sink, services):
+    """payment-gw -> inventory -> notify: each outcome carries the
+    received_at payment-gw stamped on its payment as payment_received_at
+    (inventory's extension field), so notify observes its end-to-end
+    latency histogram for every delivery."""
+    gw = services.start("payment-gw")
+    inv = services.start("inventory")
+    ntf = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    r = inv.put("/v1/stock/SKU-E2E", json={"available": 5},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert r.status_code == 200, r.text
+    ful = payment(items=["SKU-E2E:1"], email="ana@example.com")
+    comp = payment(items=["SKU-E2E-NOPE:1"], email=None, phone="+4915112345678")  # unknown_sku
+    for p in (ful, comp):
+        r = post_payment(gw.url, p)
+        assert r.status_code == 202, r.text
+
+    reqs = sink.wait_for(2, timeout=60)
+    pays = {rec.json()["payment_id"]: rec.json()
+            for rec in kafka.read_all(ns.topic("payment.success"), timeout=10, min_count=2)}
+    assert set(pays) == {ful["payment_id"], comp["payment_id"]}
+    by_payment = {req.json["data"]["payment_id"]: req for req in reqs}
+    assert set(by_payment) == set(pays)
+    assert by_payment[ful["payment_id"]].json["template"] == "order_fulfilled"
+    assert by_payment[ful["payment_id"]].json["channel"] == "email"
+    assert by_payment[comp["payment_id"]].json["template"] == "order_compensated"
+    assert by_payment[comp["payment_id"]].json["channel"] == "sms"
+    for pid, req in by_payment.items():
+        # the outcome value travels as `data`
+        assert req.json["data"]["payment_received_at"] == pays[pid]["received_at"]
+
+    name = "orderflow_notify_e2e_latency_seconds"
+    wait_until(lambda: metric(ntf, name + "_count") == 2, timeout=15,
+               message="two end-to-end latency observations")
+    assert metric(ntf, name + "_count", channel="email") == 1
+    assert metric(ntf, name + "_count", channel="sms") == 1
+    assert metric(ntf, name + "_sum") > 0  # received before delivered

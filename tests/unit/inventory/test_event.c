@@ -16,10 +16,25 @@ static const char PAY[] =
     "\"currency\":\"EUR\",\"items\":[{\"sku\":\"SKU-B\",\"qty\":2},{\"sku\":\"SKU-A\",\"qty\":1}],"
     "\"customer\":{\"id\":\"cus_1\",\"email\":\"ana@example.com\"}}";
 
+/* PAY as payment-gw would produce it: with received_at. */
+static const char PAY_RCV[] =
+    "{\"payment_id\":\"pay_1\",\"order_id\":\"ord_1\",\"amount_cents\":4599,"
+    "\"currency\":\"EUR\",\"items\":[{\"sku\":\"SKU-B\",\"qty\":2},{\"sku\":\"SKU-A\",\"qty\":1}],"
+    "\"customer\":{\"id\":\"cus_1\",\"email\":\"ana@example.com\"},"
+    "\"event_id\":\"6f1c2a3e-0000-5000-8000-000000000001\","
+    "\"received_at\":\"2026-11-22T09:59:59.875Z\"}";
+
 static void make(inv_rec *r)
 {
     assert_int_equal(inv_rec_init(r, NULL, PAY, strlen(PAY), 2, 40, NULL), OF_OK);
     assert_true(r->valid);
+}
+
+static void make_rcv(inv_rec *r)
+{
+    assert_int_equal(inv_rec_init(r, NULL, PAY_RCV, strlen(PAY_RCV), 1, 7, NULL), OF_OK);
+    assert_true(r->valid);
+    assert_string_equal(r->pay.received_at, "2026-11-22T09:59:59.875Z");
 }
 
 static cJSON *field(cJSON *o, const char *name)
@@ -68,8 +83,35 @@ static void test_batch_input(void **state)
     assert_int_equal(field(o, "off")->valueint, 40);
     assert_string_equal(field(field(o, "customer"), "id")->valuestring, "cus_1");
     assert_string_equal(field(o, "traceparent")->valuestring, r.traceparent);
+    /* no received_at in the payment: none in the input (the SQL stores NULL) */
+    assert_null(cJSON_GetObjectItem(o, "received_at"));
     cJSON_Delete(arr);
     inv_rec_free(&r);
+}
+
+static void test_batch_input_received_at(void **state)
+{
+    (void)state;
+    inv_rec a, b;
+    make_rcv(&a);
+    make(&b);
+    inv_rec *p[] = {&a, &b};
+    char *s = inv_event_batch_input(p, 2);
+    assert_non_null(s);
+    cJSON *arr = cJSON_Parse(s);
+    free(s);
+    assert_int_equal(cJSON_GetArraySize(arr), 2);
+    cJSON *o = cJSON_GetArrayItem(arr, 0);
+    assert_int_equal(field(o, "i")->valueint, 0);
+    assert_string_equal(field(o, "received_at")->valuestring, "2026-11-22T09:59:59.875Z");
+    assert_string_equal(field(o, "event_id")->valuestring,
+                        "6f1c2a3e-0000-5000-8000-000000000001");
+    o = cJSON_GetArrayItem(arr, 1);
+    assert_int_equal(field(o, "i")->valueint, 1);
+    assert_null(cJSON_GetObjectItem(o, "received_at"));
+    cJSON_Delete(arr);
+    inv_rec_free(&a);
+    inv_rec_free(&b);
 }
 
 static void test_set_result(void **state)
@@ -134,6 +176,38 @@ static void test_fulfilled_value(void **state)
     assert_string_equal(field(field(o, "customer"), "email")->valuestring, "ana@example.com");
     assert_string_equal(field(o, "fulfilled_at")->valuestring, "2026-11-22T10:00:00.000Z");
     assert_null(cJSON_GetObjectItem(o, "reason"));
+    assert_null(cJSON_GetObjectItem(o, "payment_received_at")); /* not known */
+    cJSON_Delete(o);
+    inv_rec_free(&r);
+}
+
+static void test_outcome_values_carry_received_at(void **state)
+{
+    (void)state;
+    inv_rec r;
+    char err[128];
+    make_rcv(&r);
+    assert_int_equal(inv_event_set_result(&r, "fulfilled", NULL,
+                                          "[{\"sku\":\"SKU-A\",\"qty\":1,\"stock_version\":7},"
+                                          "{\"sku\":\"SKU-B\",\"qty\":2,\"stock_version\":3}]",
+                                          NULL, err, sizeof err),
+                     OF_OK);
+    char *s = inv_event_outcome(&r, "2026-11-22T10:00:00.000Z");
+    cJSON *o = cJSON_Parse(s);
+    free(s);
+    assert_string_equal(field(o, "payment_received_at")->valuestring,
+                        "2026-11-22T09:59:59.875Z");
+    assert_string_equal(field(o, "fulfilled_at")->valuestring, "2026-11-22T10:00:00.000Z");
+    cJSON_Delete(o);
+    assert_int_equal(inv_event_set_result(&r, "compensated", "duplicate_payment", NULL, "[]",
+                                          err, sizeof err),
+                     OF_OK);
+    s = inv_event_outcome(&r, "2026-11-22T10:00:00.000Z");
+    o = cJSON_Parse(s);
+    free(s);
+    assert_string_equal(field(o, "payment_received_at")->valuestring,
+                        "2026-11-22T09:59:59.875Z");
+    assert_string_equal(field(o, "reason")->valuestring, "duplicate_payment");
     cJSON_Delete(o);
     inv_rec_free(&r);
 }
@@ -163,6 +237,7 @@ static void test_compensation_value(void **state)
     assert_string_equal(field(field(o, "customer"), "id")->valuestring, "cus_1");
     assert_string_equal(field(o, "compensated_at")->valuestring, "2026-11-22T10:00:00.000Z");
     assert_string_equal(field(o, "payment_event_id")->valuestring, r.pay.event_id);
+    assert_null(cJSON_GetObjectItem(o, "payment_received_at")); /* not known */
     cJSON_Delete(o);
 
     /* no outcome for redeliveries */
@@ -220,6 +295,39 @@ static void test_render_stored_fields(void **state)
            "\"currency\":\"EUR\"},\"customer\":{\"id\":\"cus_1\",\"email\":\"ana@example.com\","
            "\"webhook_url\":\"https://m.example/h\"},\"compensated_at\":\"2026-11-22T10:00:00.000Z\"}");
     free(c);
+
+    /* A row written since migration 008: payment_received_at comes last,
+     * after the contract's fields, in both types; NULL (rows from before)
+     * and "" leave it out, as above. */
+    f.payment_received_at = "2026-11-22T09:59:59.875Z";
+    c = inv_event_render(&f);
+    char *d = inv_event_render(&f);
+    assert_string_equal(c, d);
+    assert_string_equal(
+        c, "{\"event_id\":\"e-1\",\"order_id\":\"ord_1\",\"payment_id\":\"pay_1\","
+           "\"payment_event_id\":\"pe-1\",\"reason\":\"insufficient_stock\","
+           "\"details\":[{\"sku\":\"SKU-B\",\"requested\":2,\"available\":1,"
+           "\"problem\":\"insufficient_stock\"}],\"refund\":{\"amount_cents\":4599,"
+           "\"currency\":\"EUR\"},\"customer\":{\"id\":\"cus_1\",\"email\":\"ana@example.com\","
+           "\"webhook_url\":\"https://m.example/h\"},\"compensated_at\":\"2026-11-22T10:00:00.000Z\","
+           "\"payment_received_at\":\"2026-11-22T09:59:59.875Z\"}");
+    free(c);
+    free(d);
+    f.fulfilled = true;
+    c = inv_event_render(&f);
+    assert_string_equal(
+        c, "{\"event_id\":\"e-1\",\"order_id\":\"ord_1\",\"payment_id\":\"pay_1\","
+           "\"payment_event_id\":\"pe-1\",\"items\":[{\"sku\":\"SKU-B\",\"qty\":2,"
+           "\"stock_version\":3},{\"sku\":\"SKU-A\",\"qty\":1,\"stock_version\":7}],"
+           "\"customer\":{\"id\":\"cus_1\",\"email\":\"ana@example.com\","
+           "\"webhook_url\":\"https://m.example/h\"},\"fulfilled_at\":\"2026-11-22T10:00:00.000Z\","
+           "\"payment_received_at\":\"2026-11-22T09:59:59.875Z\"}");
+    free(c);
+    f.payment_received_at = "";
+    c = inv_event_render(&f);
+    assert_null(strstr(c, "payment_received_at"));
+    free(c);
+
     cJSON_Delete(items);
     cJSON_Delete(versions);
     cJSON_Delete(customer);
@@ -253,6 +361,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topics),          cmocka_unit_test(test_batch_input),
+        cmocka_unit_test(test_batch_input_received_at),
+        cmocka_unit_test(test_outcome_values_carry_received_at),
         cmocka_unit_test(test_set_result),      cmocka_unit_test(test_fulfilled_value),
         cmocka_unit_test(test_compensation_value), cmocka_unit_test(test_render_stored_fields),
         cmocka_unit_test(test_order_json),

@@ -45,8 +45,70 @@ static void test_valid(void **state)
     assert_string_equal(cJSON_GetObjectItem(p.customer, "email")->valuestring,
                         "ana@example.com");
     assert_int_equal(strlen(p.sha256), 64);
+    assert_string_equal(p.received_at, "2026-11-22T10:00:01.000Z"); /* verbatim */
     inv_payment_free(&p);
     inv_payment_free(&p); /* idempotent */
+}
+
+/* received_at is optional (absent or null: ""), kept verbatim when it is an
+ * RFC 3339 date-time of at most INV_TIME_MAX characters, and never part of
+ * the content hash. */
+static void test_received_at(void **state)
+{
+    (void)state;
+    static const char head[] =
+        "{\"payment_id\":\"pay_r\",\"order_id\":\"ord_r\",\"amount_cents\":1,"
+        "\"currency\":\"EUR\",\"items\":[{\"sku\":\"S\",\"qty\":1}],"
+        "\"customer\":{\"id\":\"c\"}";
+    static const struct {
+        const char *tail; /* after head: "" or ,"received_at":... */
+        const char *want; /* kept value, NULL: schema_violation */
+    } cases[] = {
+        {"", ""},
+        {",\"received_at\":null", ""},
+        {",\"received_at\":\"2026-11-22T10:00:00Z\"", "2026-11-22T10:00:00Z"},
+        {",\"received_at\":\"2026-11-22t10:00:00.5+02:00\"", "2026-11-22t10:00:00.5+02:00"},
+        /* exactly 64 characters, then 65 */
+        {",\"received_at\":\"2026-11-22T10:00:00."
+         "1234567890123456789012345678901234567890123Z\"",
+         "2026-11-22T10:00:00.1234567890123456789012345678901234567890123Z"},
+        {",\"received_at\":\"2026-11-22T10:00:00."
+         "12345678901234567890123456789012345678901234Z\"",
+         NULL},
+        {",\"received_at\":\"\"", NULL},
+        {",\"received_at\":\"yesterday\"", NULL},
+        {",\"received_at\":\"2026-11-22 10:00:00Z\"", NULL},
+        {",\"received_at\":\"2026-13-22T10:00:00Z\"", NULL},
+        {",\"received_at\":1795082400000", NULL},
+        {",\"received_at\":[\"2026-11-22T10:00:00Z\"]", NULL},
+        {",\"received_at\":true", NULL},
+    };
+    char first_hash[65] = "";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "%s%s}", head, cases[i].tail);
+        inv_payment p;
+        const char *cls = NULL;
+        char err[256] = "";
+        of_status st = parse(body, &p, &cls, err, sizeof err);
+        if (cases[i].want == NULL) {
+            if (st != OF_EPERMANENT)
+                fail_msg("case %zu accepted: %s", i, body);
+            assert_string_equal(cls, INV_ECLASS_SCHEMA);
+            if (strncmp(err, "received_at: ", 13) != 0)
+                fail_msg("case %zu: error '%s'", i, err);
+            assert_null(p.customer);
+            assert_null(p.items);
+            continue;
+        }
+        if (st != OF_OK)
+            fail_msg("case %zu refused (%s): %s", i, err, body);
+        assert_string_equal(p.received_at, cases[i].want);
+        if (first_hash[0] == '\0')
+            memcpy(first_hash, p.sha256, sizeof first_hash);
+        assert_string_equal(p.sha256, first_hash); /* not content */
+        inv_payment_free(&p);
+    }
 }
 
 /* Regression (fuzz/regressions/gw_validate/webhook-url-uppercase-scheme):
@@ -81,6 +143,7 @@ static void test_event_id_derived(void **state)
     assert_int_equal(parse(s, &p, &cls, err, sizeof err), OF_OK);
     of_uuid_v5(OF_UUID_NS_PAYMENT, "pay_9", 5, want);
     assert_string_equal(p.event_id, want);
+    assert_string_equal(p.received_at, ""); /* none given */
     inv_payment_free(&p);
 }
 
@@ -265,6 +328,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_received_at),
         cmocka_unit_test(test_webhook_scheme_case_insensitive),
         cmocka_unit_test(test_event_id_derived),
         cmocka_unit_test(test_hash_canonical),

@@ -49,6 +49,8 @@ CHANNELS = 3
 EXTRA_ENV: dict[str, str] = {}
 DSN_EXTRA = ""
 RETRY_DELAYS = "250ms,250ms,250ms"
+# notify's orderflow_notify_deliveries_in_process stages, in the timeline
+STAGES = ("check", "waiting", "queued", "sending", "producing", "recording")
 
 
 def sh(*cmd: str, **kw) -> subprocess.CompletedProcess:
@@ -131,15 +133,29 @@ def prefill(bootstrap: str, topic: str, n: int, webhook: str) -> float:
     return time.monotonic() - t0
 
 
-def dlq_count(port: int) -> int:
-    """Deliveries notify dead-lettered (retries exhausted), from /metrics."""
+def notify_gauges(port: int) -> dict[str, float]:
+    """From notify's /metrics: dead-lettered deliveries (dlq), records in
+    process (pending) and HTTP requests in flight (inflight)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             text = r.read().decode()
     except OSError:
-        return 0
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("orderflow_notify_dlq_total{")))
+        return {}
+    out = {"dlq": 0.0, "pending": 0.0, "inflight": 0.0, "held": 0.0}
+    for line in text.splitlines():
+        if line.startswith("orderflow_notify_deliveries_in_process{"):
+            stage = line.split('stage="', 1)[1].split('"', 1)[0]
+            out["st_" + stage] = float(line.rsplit(" ", 1)[1])
+            continue
+        if line.startswith("orderflow_notify_held_records "):
+            out["held"] = float(line.rsplit(" ", 1)[1])
+            continue
+        for key, prefix in (("dlq", "orderflow_notify_dlq_total{"),
+                            ("pending", "orderflow_notify_pending_records"),
+                            ("inflight", "orderflow_notify_inflight_requests{")):
+            if line.startswith(prefix):
+                out[key] += float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -152,6 +168,13 @@ def proc_status(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return out
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy (not idle/iowait) since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -195,14 +218,20 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
         deadline = time.monotonic() + 900
         ok = 0
         dead = 0
+        timeline = []  # (s since start, 2xx at the sink, sink requests, dead-lettered)
         while time.monotonic() < deadline:
             st = sink.stats() or {}
             ok = st.get("ok", 0)
-            if fail_pct:
-                dead = dlq_count(port)
+            g = notify_gauges(port)
+            dead = int(g.get("dlq", dead))
             now = time.monotonic()
+            timeline.append((round(now - t_start, 2), ok, st.get("requests", 0), dead,
+                             int(g.get("pending", 0)), int(g.get("inflight", 0)),
+                             int(g.get("held", 0)))
+                            + tuple(int(g.get("st_" + x, 0)) for x in STAGES))
             if first is None and ok > 0:
                 first = now
+                busy0 = machine_busy_seconds()
                 first_ok = ok
                 rss_start = proc_status(proc.pid).get("VmRSS", 0)
             rss_max = max(rss_max, proc_status(proc.pid).get("VmRSS", 0))
@@ -212,6 +241,7 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
                 raise RuntimeError(f"notify exited with {proc.returncode}; see {log.name}")
             time.sleep(0.2)
         t_end = time.monotonic()
+        busy = machine_busy_seconds() - busy0
         cpu = cpu_seconds(proc.pid)
         hwm = proc_status(proc.pid).get("VmHWM", 0)
         st = sink.stats() or {}
@@ -220,6 +250,17 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
                 (work / f"metrics-{label}.txt").write_bytes(r.read())
         except OSError:
             pass
+        opens = 0
+        try:
+            text = (work / f"metrics-{label}.txt").read_text()
+            opens = int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                            if line.startswith("orderflow_notify_breaker_transitions_total{")
+                            and 'to="open"' in line))
+        except (OSError, ValueError):
+            pass
+        (work / f"timeline-{label}.txt").write_text(
+            "t_s ok requests dead pending inflight held " + " ".join(STAGES) + "\n" +
+            "".join(" ".join(str(x) for x in row) + "\n" for row in timeline))
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(60)
         if ok + dead < want:
@@ -231,7 +272,7 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
                 "rate": (ok - first_ok) / drain if drain > 0 else float("inf"),
                 "delivered": ok, "dead": dead,
                 "requests": st.get("requests"), "failed": st.get("failed"),
-                "rss_max_kib": rss_max, "rss_start_kib": rss_start, "hwm_kib": hwm, "cpu_s": cpu, "exit": rc}
+                "breaker_opens": opens, "machine_busy_s": busy, "rss_max_kib": rss_max, "rss_start_kib": rss_start, "hwm_kib": hwm, "cpu_s": cpu, "exit": rc}
     finally:
         sink.stop()
         try:
@@ -284,8 +325,8 @@ def main() -> int:
         print(f"({'b' if r is clean else 'c'}) notify {r['label']}: {r['deliveries']:,} deliveries "
               f"({r['events']:,} events x {CHANNELS}) in {r['drain_s']:.1f} s = {r['rate']:,.0f}/s "
               f"[2xx {r['delivered']:,}, dead-lettered {r['dead']:,}; sink requests {r['requests']:,}, "
-              f"503s {r['failed']:,}; startup {r['startup_s']:.1f} s; "
-              f"notify CPU {r['cpu_s']:.1f} s; RSS at first delivery {r['rss_start_kib'] / 1024:.1f} MiB, max {r['rss_max_kib'] / 1024:.1f} MiB, "
+              f"503s {r['failed']:,}; breaker opened {r['breaker_opens']}x; startup {r['startup_s']:.1f} s; "
+              f"notify CPU {r['cpu_s']:.1f} s, all cores busy {r['machine_busy_s']:.1f} s of {(os.cpu_count() or 1) * r['drain_s']:.1f}; RSS at first delivery {r['rss_start_kib'] / 1024:.1f} MiB, max {r['rss_max_kib'] / 1024:.1f} MiB, "
               f"peak (VmHWM) {r['hwm_kib'] / 1024:.1f} MiB; exit {r['exit']}]")
         print(f"    prefill: {r['events']:,} events in {r['prefill_s']:.1f} s "
               f"({r['prefill_rate']:,.0f}/s)")

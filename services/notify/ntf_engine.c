@@ -107,7 +107,11 @@ typedef enum ntf_stage {
     NTF_ST_SENDING,
     NTF_ST_PRODUCING,
     NTF_ST_RECORDING,
+    NTF_ST_COUNT
 } ntf_stage;
+
+static const char *const ntf_stage_names[NTF_ST_COUNT] = {
+    "check", "waiting", "queued", "sending", "producing", "recording"};
 
 typedef struct ntf_dlv {
     ntf_idnode node; /* node.key = id */
@@ -121,6 +125,7 @@ typedef struct ntf_dlv {
     int attempts; /* requests made before this processing */
     int made;     /* requests made including this processing's */
     ntf_stage stage;
+    bool staged; /* counted in e->stage_n[stage] */
     bool registered, probe;
     char *body;
     long http_status;
@@ -185,6 +190,11 @@ struct ntf_engine {
     ntf_rec *all_rec;
     ntf_dlv *all_dlv;
     size_t held_total; /* records held over all partitions */
+    /* Deliveries in process per stage, and when they were last published
+     * to orderflow_notify_deliveries_in_process (loop thread only). */
+    long stage_n[NTF_ST_COUNT];
+    int64_t stage_pub_ms;
+    of_metric *m_stage, *m_held;
     char t_fulfilled[NTF_NAME_MAX], t_compensation[NTF_NAME_MAX];
     char t_retry[NTF_MAX_TIERS][NTF_NAME_MAX];
     char t_dlq[NTF_NAME_MAX];
@@ -252,6 +262,30 @@ static double ntf_pending_fn(void *ud)
 {
     ntf_engine *e = ud;
     return (double)atomic_load(&e->pending_records);
+}
+
+/* Moves d to stage st, keeping the per-stage counts. */
+static void ntf_stage_set(ntf_engine *e, ntf_dlv *d, ntf_stage st)
+{
+    if (d->staged)
+        e->stage_n[d->stage]--;
+    d->stage = st;
+    d->staged = true;
+    e->stage_n[st]++;
+}
+
+/* Publishes the per-stage counts and the held records, at most every
+ * 100 ms (a gauge update per transition would cost a lock each). */
+static void ntf_stage_publish(ntf_engine *e, bool force)
+{
+    int64_t now = of_mono_ms();
+    if (!force && now - e->stage_pub_ms < 100)
+        return;
+    e->stage_pub_ms = now;
+    for (int st = 0; st < NTF_ST_COUNT; st++)
+        of_metric_set(e->m_stage, (double)e->stage_n[st],
+                      OF_LABELS(ntf_stage_names[st]));
+    of_metric_set(e->m_held, (double)e->held_total, OF_NO_LABELS);
 }
 
 static const char *ntf_msg_topic(const rd_kafka_message_t *m)
@@ -485,10 +519,12 @@ static void ntf_dlv_done(ntf_engine *e, ntf_dlv *d)
     while (w) {
         ntf_dlv *nx = w->wnext;
         w->wnext = NULL;
-        w->stage = NTF_ST_CHECK;
+        ntf_stage_set(e, w, NTF_ST_CHECK);
         ntf_list_push(&e->check, w);
         w = nx;
     }
+    if (d->staged)
+        e->stage_n[d->stage]--;
     ntf_rec *r = d->rec;
     NTF_UNLINK(e->all_dlv, d);
     free(d->body);
@@ -556,7 +592,7 @@ static void ntf_produce(ntf_engine *e, ntf_dlv *d)
     }
     of_status st = OF_ETRANSIENT;
     if (h) {
-        d->stage = NTF_ST_PRODUCING;
+        ntf_stage_set(e, d, NTF_ST_PRODUCING);
         st = of_kafka_produce(e->prod, topic, RD_KAFKA_PARTITION_UA, m->key,
                               m->klen, m->value, m->vlen, h, ntf_dr, d, 0,
                               err, sizeof err);
@@ -616,7 +652,7 @@ static void ntf_after_produced(ntf_engine *e, ntf_dlv *d)
                "delivery dead-lettered after %d attempt(s): %s", d->made,
                d->last_error);
     }
-    d->stage = NTF_ST_RECORDING;
+    ntf_stage_set(e, d, NTF_ST_RECORDING);
     ntf_list_push(&e->record, d);
 }
 
@@ -671,7 +707,7 @@ static void ntf_on_sent(void *ud, int curl_code, long http_status,
                          "channel", cn, "trace_id", r->trace.trace_id),
                    "delivered (HTTP %ld, attempt %d)", http_status, d->made);
         d->status = "delivered";
-        d->stage = NTF_ST_RECORDING;
+        ntf_stage_set(e, d, NTF_ST_RECORDING);
         ntf_list_push(&e->record, d);
         return;
     }
@@ -754,7 +790,7 @@ static void ntf_send(ntf_engine *e, ntf_dlv *d, bool probe)
         ntf_list_push(&e->chq[d->ch], d);
         return;
     }
-    d->stage = NTF_ST_SENDING;
+    ntf_stage_set(e, d, NTF_ST_SENDING);
     e->inflight[d->ch]++;
     of_metric_set(e->m_inflight, e->inflight[d->ch],
                   OF_LABELS(ntf_channel_name(d->ch)));
@@ -876,7 +912,7 @@ static void ntf_rec_start(ntf_engine *e, ntf_msg *m, ntf_part *p)
             d->target = t[i];
             d->attempts = r->meta.attempts;
             ntf_delivery_id(r->oc.event_id, d->ch, d->id);
-            d->stage = NTF_ST_CHECK;
+            ntf_stage_set(e, d, NTF_ST_CHECK);
             ntf_list_push(&e->check, d);
         }
         if (n == 0 && of_log_enabled(OF_LOG_DEBUG))
@@ -1155,7 +1191,7 @@ static void ntf_run_check(ntf_engine *e)
                                "already delivered: not sent again");
                     ntf_dlv_done(e, d);
                 } else {
-                    d->stage = NTF_ST_QUEUED;
+                    ntf_stage_set(e, d, NTF_ST_QUEUED);
                     ntf_list_push(&e->chq[d->ch], d);
                 }
             }
@@ -1174,7 +1210,7 @@ static void ntf_run_check(ntf_engine *e)
         ntf_idnode *n = ntf_idmap_get(&e->ids, d->id);
         if (n) {
             ntf_dlv *orig = (ntf_dlv *)n; /* node is the first member */
-            d->stage = NTF_ST_WAITING;
+            ntf_stage_set(e, d, NTF_ST_WAITING);
             d->wnext = orig->waiters;
             orig->waiters = d;
             of_metric_add(e->m_redelivered, 1,
@@ -1343,6 +1379,11 @@ of_status ntf_engine_run(ntf_engine *e)
         } else if (e->bp && pend <= e->cfg->max_pending / 2) {
             e->bp = false;
         }
+        /* Held retry records that fell due go first: they were consumed
+         * earlier and hold their partitions' offsets back, and with a
+         * backlog on the outcome topics they would otherwise wait until
+         * the backlog is gone (pending_records would always be full). */
+        int64_t next_due = ntf_release_held(e);
         int got = 0;
         if (!e->draining) {
             got = ntf_consume(e);
@@ -1352,11 +1393,11 @@ of_status ntf_engine_run(ntf_engine *e)
             if (m) /* not started: consumed again after a restart */
                 rd_kafka_message_destroy(m);
         }
-        int64_t next_due = ntf_release_held(e);
         ntf_run_check(e);
         ntf_dispatch(e);
         ntf_run_record(e);
         ntf_run_reproduce(e);
+        ntf_stage_publish(e, false);
 
         /* How long may we sleep? Not at all while there is work that does
          * not wait for I/O. */
@@ -1504,6 +1545,19 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
         "Deliveries per delivery log statement", OF_LABELS("op"),
         ntf_batch_buckets,
         sizeof ntf_batch_buckets / sizeof ntf_batch_buckets[0]);
+    e->m_stage = of_metrics_gauge(
+        "orderflow_notify_deliveries_in_process",
+        "Deliveries in process by stage (check: delivery log lookup, "
+        "waiting: behind a copy in process, queued: for a request slot, "
+        "sending, producing: to a retry tier or the DLQ, recording: "
+        "delivery log write); refreshed every 100 ms",
+        OF_LABELS("stage"));
+    e->m_held = of_metrics_gauge(
+        "orderflow_notify_held_records",
+        "Retry tier records consumed and waiting for their due time; "
+        "refreshed every 100 ms",
+        OF_NO_LABELS);
+    ntf_stage_publish(e, true);
     of_metrics_gauge_fn("orderflow_notify_pending_records",
                         "Consumed records whose outcome is not decided yet",
                         ntf_pending_fn, e);

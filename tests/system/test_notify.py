@@ -178,10 +178,19 @@ def test_two_transient_failures_then_success(kafka, ns, sink, services):
     sink.respond("/email", [500, 500])
     v = outcome()
     produce_outcome(kafka, ns, v)
-    reqs = sink.wait_for(3, timeout=90)
+    # While the delivery waits out tier 2's 2 s, its record is held (the
+    # gauge is refreshed every 100 ms); sample until the third request.
+    held_seen = 0.0
+    deadline = time.monotonic() + 90
+    while len(sink.requests()) < 3 and time.monotonic() < deadline:
+        if len(sink.requests()) == 2:
+            held_seen = max(held_seen, metric(svc, "orderflow_notify_held_records"))
+        time.sleep(0.05)
+    reqs = sink.wait_for(3, timeout=1)
     time.sleep(2)
     reqs = sink.requests()
     assert [r.status for r in reqs] == [500, 500, 200]
+    assert held_seen == 1
     assert len({r.header("Idempotency-Key") for r in reqs}) == 1
     for r in reqs:
         check_signature(r)
@@ -208,6 +217,11 @@ def test_two_transient_failures_then_success(kafka, ns, sink, services):
     assert d[0]["last_error"] == "HTTP 500"
     assert metric(svc, "orderflow_notify_retries_total", tier="1") == 1
     assert metric(svc, "orderflow_notify_retries_total", tier="2") == 1
+    # every delivery left its stage when done: nothing counted in process
+    wait_until(lambda: metric(svc, "orderflow_notify_held_records") == 0 and
+               metric(svc, "orderflow_notify_deliveries_in_process") == 0, timeout=5)
+    assert metric(svc, "orderflow_notify_deliveries_in_process", stage="producing") == 0
+    assert 'orderflow_notify_deliveries_in_process{stage="recording"}' in svc.metrics()
 
 
 def test_permanent_failure_straight_to_dlq_then_replay_once(kafka, ns, sink, services):

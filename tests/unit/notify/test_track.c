@@ -140,8 +140,8 @@ static void test_config_load(void **state)
     assert_int_equal(c.delays_ms[1], 250);
     assert_int_equal(c.max_inflight, 32);
     assert_int_equal(c.http_timeout_ms, 10000);
-    assert_int_equal(c.cb_window, 20);
-    assert_int_equal(c.cb_min_requests, 10);
+    assert_int_equal(c.cb_window, 100);
+    assert_int_equal(c.cb_min_requests, 20);
     assert_int_equal(c.cb_cooldown_ms, 30000);
     assert_int_equal(c.common.http_port, 8082);
     ntf_config_free(&c);

@@ -150,7 +150,10 @@ int main(int argc, char **argv)
     of_kafka_producer_opts po = {
         .brokers = cfg.common.kafka_brokers,
         .client_id = "inventory",
-        .linger_ms = 5,
+        /* The relay produces a whole round of rows at once and then waits
+         * for their reports, so the round is the batch; linger would only
+         * add latency to every round (and to the rows waiting behind it). */
+        .linger_ms = 1,
         .message_timeout_ms = cfg.delivery_timeout_ms,
     };
     of_kafka_producer *producer = of_kafka_producer_new(&po, err, sizeof err);

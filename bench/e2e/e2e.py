@@ -228,19 +228,18 @@ class Stack:
                        "OF_NOTIFY_RETRY_DELAYS": "1s,1s,1s"},
             "payment-gw": {},
         }
+        self.envs: dict[str, dict[str, str]] = {}
         for name in ("inventory", "notify", "payment-gw"):
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
             env.update(common)
             env.update(extra[name])
             env["OF_HTTP_PORT"] = str(port)
-            logf = open(self.work / f"{name}.log", "ab")
-            self.procs[name] = subprocess.Popen([str(self.bin_dir / name)], env=env, stdout=logf,
-                                                stderr=subprocess.STDOUT)
+            self.envs[name] = env
             self.ports[name] = port
-        for name, port in self.ports.items():
-            wait_until(lambda p=port: _http_ok(f"http://127.0.0.1:{p}/readyz"), timeout=90,
-                       message=f"{name} ready")
+            self.start_service(name, wait=False)
+        for name in self.ports:
+            self.wait_ready(name)
         inv = f"http://127.0.0.1:{self.ports['inventory']}"
         for i in range(SKUS):
             req = urllib.request.Request(f"{inv}/v1/stock/SKU-{i:04d}", method="PUT",
@@ -250,6 +249,45 @@ class Stack:
             urllib.request.urlopen(req, timeout=10).read()
         log(f"e2e: stack up (gw :{self.ports['payment-gw']}, inventory :{self.ports['inventory']}, "
             f"notify :{self.ports['notify']}, sink :{self.sink.port})")
+
+    def start_service(self, name: str, wait: bool = True) -> None:
+        logf = open(self.work / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen([str(self.bin_dir / name)], env=self.envs[name],
+                                            stdout=logf, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready(name)
+
+    def wait_ready(self, name: str) -> None:
+        port = self.ports[name]
+        wait_until(lambda: _http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=90,
+                   message=f"{name} ready")
+
+    def stop_service(self, name: str) -> int | None:
+        p = self.procs[name]
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            return p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            return p.wait()
+
+    def caught_up(self, group: str, topic: str) -> bool:
+        """True when consumer group `group` (without the prefix) has committed
+        the end of every partition of `topic`."""
+        from confluent_kafka import Consumer, TopicPartition
+        c = Consumer({"bootstrap.servers": self.kafka.bootstrap,
+                      "group.id": self.prefix + group, "enable.auto.commit": False})
+        try:
+            tps = [TopicPartition(self.prefix + topic, i) for i in range(PARTITIONS)]
+            committed = c.committed(tps, timeout=10)
+            for tp in committed:
+                lo, hi = c.get_watermark_offsets(tp, timeout=10)
+                if hi > 0 and tp.offset < hi:
+                    return False
+            return True
+        finally:
+            c.close()
 
     def pids(self) -> dict[str, int]:
         return {k: p.pid for k, p in self.procs.items()}
@@ -358,6 +396,18 @@ def passed(r: dict) -> tuple[bool, str]:
     return True, "ok"
 
 
+def orders_created(stack: Stack, keys) -> dict[str, float]:
+    """order_id -> orders.created_at (unix s): now() of the batch
+    transaction that decided the order."""
+    try:
+        return {oid: float(at) for oid, at in stack.pg.query(
+            stack.db, "SELECT order_id, extract(epoch FROM created_at) FROM orders"
+            " WHERE order_id = ANY(%s)", (list(keys),))}
+    except Exception as e:  # noqa: BLE001
+        log(f"e2e:   orders.created_at unavailable: {e}")
+        return {}
+
+
 def stage_p99s(stack: Stack, r: dict) -> dict:
     """Per-stage p99 of the orders of step r from Kafka record timestamps
     (CreateTime, ms): gw = POST answered - scheduled; inventory =
@@ -376,8 +426,174 @@ def stage_p99s(stack: Stack, r: dict) -> dict:
                  if k in ts["order.fulfilled"] and k in ts["payment.success"])
     ntf = sorted(r["_arrivals"][k] - ts["order.fulfilled"][k] for k in r["_arrivals"]
                  if k in ts["order.fulfilled"])
+    # inventory's stage in two: until its batch transaction began (orders.
+    # created_at = now() of that transaction: consume, queue for a worker,
+    # batch wait) and from then to order.fulfilled (the transaction, the
+    # relay's round and its produce call)
+    created = {k: v - off for k, v in orders_created(stack, want).items()}
+    inv_in = sorted(created[k] - ts["payment.success"][k] for k in created
+                    if k in ts["payment.success"])
+    inv_out = sorted(ts["order.fulfilled"][k] - created[k] for k in created
+                     if k in ts["order.fulfilled"])
     return {"gw_p99_s": percentile(gw, 99), "inventory_p99_s": percentile(inv, 99),
-            "notify_p99_s": percentile(ntf, 99), "n": [len(gw), len(inv), len(ntf)]}
+            "notify_p99_s": percentile(ntf, 99), "n": [len(gw), len(inv), len(ntf)],
+            "inventory_to_tx_p99_s": percentile(inv_in, 99),
+            "inventory_tx_to_out_p99_s": percentile(inv_out, 99),
+            "inventory_p50_s": percentile(inv, 50)}
+
+
+# --- each component alone -------------------------------------------------------------
+
+
+def produce_open_loop(bootstrap: str, topic: str, records, rate: float) -> dict[str, float]:
+    """Produces records [(key, value bytes, headers)] at a constant rate
+    (record i at t0 + i/rate, never catching up in bursts is not needed: the
+    records carry their own CreateTime). Returns key -> CreateTime (unix s)
+    as the broker acknowledged it."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all",
+                  "enable.idempotence": True})
+    created: dict[str, float] = {}
+
+    def dr(err, msg) -> None:
+        if err is None:
+            created[msg.key().decode()] = msg.timestamp()[1] / 1000.0
+
+    t0 = time.monotonic() + 0.05
+    for i, (key, value, hdrs) in enumerate(records):
+        due = t0 + i / rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        while True:
+            try:
+                p.produce(topic, key=key, value=value, headers=hdrs, on_delivery=dr)
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    p.flush(60)
+    return created
+
+
+def payment_records(n: int, tag: str, sink_url: str):
+    """payment.success records as payment-gw writes them (gw_event.c)."""
+    out = []
+    rnd = random.Random()
+    for i in range(n):
+        ev = str(uuid.uuid4())
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        oid = f"e2e_{tag}_{i}"
+        v = {"event_id": ev, "payment_id": f"pay_{tag}_{i}_{uuid.uuid4().hex[:8]}",
+             "order_id": oid, "amount_cents": 1000 + i % 9000, "currency": "EUR",
+             "items": [{"sku": f"SKU-{rnd.randrange(SKUS):04d}", "qty": 1}],
+             "customer": {"id": f"cus_{i % 1000}", "email": f"user{i % 1000}@example.com",
+                          "phone": "+4915112345678", "webhook_url": f"{sink_url}/webhook"},
+             "occurred_at": "2026-11-22T10:00:00Z", "received_at": now}
+        hdrs = [("ce_specversion", b"1.0"), ("ce_id", ev.encode()),
+                ("ce_type", b"payment.success.v1"), ("ce_source", b"/payment-gw"),
+                ("ce_time", now.encode()), ("content-type", b"application/json")]
+        out.append((oid, json.dumps(v, separators=(",", ":")).encode(), hdrs))
+    return out
+
+
+def fulfilled_records(n: int, tag: str, sink_url: str):
+    """order.fulfilled records as inventory writes them (inv_event.c)."""
+    out = []
+    for i in range(n):
+        ev = str(uuid.uuid4())
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        oid = f"e2e_{tag}_{i}"
+        v = {"event_id": ev, "order_id": oid, "payment_id": f"pay_{tag}_{i}",
+             "payment_event_id": str(uuid.uuid4()),
+             "items": [{"sku": f"SKU-{i % SKUS:04d}", "qty": 1, "stock_version": i + 1}],
+             "customer": {"id": f"cus_{i % 1000}", "email": f"user{i % 1000}@example.com",
+                          "phone": "+4915112345678", "webhook_url": f"{sink_url}/webhook"},
+             "fulfilled_at": now, "payment_received_at": now}
+        hdrs = [("ce_specversion", b"1.0"), ("ce_id", ev.encode()),
+                ("ce_type", b"order.fulfilled.v1"), ("ce_source", b"/inventory"),
+                ("ce_time", now.encode()), ("content-type", b"application/json")]
+        out.append((oid, json.dumps(v, separators=(",", ":")).encode(), hdrs))
+    return out
+
+
+def alone_p99s(stack: Stack, rate: float, seconds: float) -> dict:
+    """The issue's baseline for the end-to-end p99: each component's p99
+    measured alone at the same open-loop rate, the others stopped.
+      payment-gw: POST scheduled -> 202, inventory and notify stopped;
+      inventory:  payment.success CreateTime -> order.fulfilled CreateTime,
+                  fed by a Kafka producer (payment-gw's record format),
+                  payment-gw and notify stopped;
+      notify:     order.fulfilled CreateTime -> last of the 3 notifications
+                  at the sink, fed by a Kafka producer (inventory's format),
+                  payment-gw and inventory stopped.
+    Every service is running again when this returns."""
+    n = max(20, int(rate * seconds))
+    off = time.time() - time.monotonic()
+    out: dict = {"rate": rate, "seconds": seconds, "orders": n}
+
+    # payment-gw alone
+    stack.stop_service("inventory")
+    stack.stop_service("notify")
+    bodies = signed_bodies(n, "agw", stack.sink.url)
+    gen = OpenLoop(stack.ports["payment-gw"], bodies, rate)
+    gen.run()
+    gw = sorted(gen.done[i] - gen.sched[i] for i in range(n) if gen.status[i] == 202)
+    out["gw_p99_s"], out["gw_ok"] = percentile(gw, 99), len(gw)
+    log(f"e2e:   payment-gw alone: p99 {out['gw_p99_s'] * 1000:.1f} ms ({len(gw)}/{n} accepted)")
+
+    # inventory alone (first it catches up with what payment-gw just queued)
+    stack.stop_service("payment-gw")
+    stack.start_service("inventory")
+    wait_until(lambda: stack.caught_up("inventory", "payment.success"), timeout=120,
+               interval=1.0, message="inventory caught up")
+    recs = payment_records(n, "ainv", stack.sink.url)
+    sent = produce_open_loop(stack.kafka.bootstrap, stack.prefix + "payment.success", recs, rate)
+    want = set(sent)
+    got: dict[str, float] = {}
+    deadline = time.monotonic() + 60
+    while len(got) < len(want) and time.monotonic() < deadline:
+        for rec in stack.kafka.read_all(stack.prefix + "order.fulfilled", timeout=5):
+            key = rec.key.decode() if isinstance(rec.key, bytes) else rec.key
+            if key in want:
+                got[key] = rec.timestamp / 1000.0
+        if len(got) < len(want):
+            time.sleep(1)
+    inv = sorted(got[k] - sent[k] for k in got)
+    out["inventory_p99_s"], out["inventory_ok"] = percentile(inv, 99), len(inv)
+    created = orders_created(stack, got)
+    out["inventory_to_tx_p99_s"] = percentile(sorted(created[k] - sent[k] for k in created), 99)
+    out["inventory_tx_to_out_p99_s"] = percentile(
+        sorted(got[k] - created[k] for k in created), 99)
+    log(f"e2e:   inventory alone: p99 {out['inventory_p99_s'] * 1000:.1f} ms "
+        f"({len(inv)}/{n} fulfilled)")
+
+    # notify alone (first it catches up with what inventory just emitted)
+    stack.stop_service("inventory")
+    stack.start_service("notify")
+    wait_until(lambda: stack.caught_up("notify", "order.fulfilled"), timeout=120,
+               interval=1.0, message="notify caught up")
+    stack.sink.read_new()
+    recs = fulfilled_records(n, "antf", stack.sink.url)
+    sent = produce_open_loop(stack.kafka.bootstrap, stack.prefix + "order.fulfilled", recs, rate)
+    arrivals: dict[str, list[float]] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for oid, ts in stack.sink.read_new().items():
+            if oid in sent:
+                arrivals.setdefault(oid, []).extend(ts)
+        if sum(1 for v in arrivals.values() if len(v) >= CHANNELS) >= len(sent):
+            break
+        time.sleep(0.25)
+    ntf = sorted(max(v[:CHANNELS]) + off - sent[k] for k, v in arrivals.items()
+                 if len(v) >= CHANNELS and k in sent)
+    out["notify_p99_s"], out["notify_ok"] = percentile(ntf, 99), len(ntf)
+    log(f"e2e:   notify alone: p99 {out['notify_p99_s'] * 1000:.1f} ms ({len(ntf)}/{n} complete)")
+
+    stack.start_service("inventory")
+    stack.start_service("payment-gw")
+    out["sum_p99_s"] = out["gw_p99_s"] + out["inventory_p99_s"] + out["notify_p99_s"]
+    return out
 
 
 def run(bin_dir: Path, quick: bool, start_rate: float, max_rate: float | None = None) -> dict:
@@ -399,7 +615,7 @@ def run(bin_dir: Path, quick: bool, start_rate: float, max_rate: float | None = 
         rate = max(10.0, start_rate)
         best = None
         failed_at = None
-        max_steps = 4 if quick else 7
+        max_steps = 5 if quick else 9
         for k in range(max_steps):
             log(f"e2e: ramp step {k + 1}: {rate:.0f} orders/s for {step_s:.0f}s")
             r = step(stack, rate, step_s, f"r{k}", drain)
@@ -415,14 +631,19 @@ def run(bin_dir: Path, quick: bool, start_rate: float, max_rate: float | None = 
                 if max_rate is not None and rate >= max_rate:
                     break
                 if failed_at is not None:
-                    break
-                rate *= 2.0
+                    if failed_at / rate < 1.15:
+                        break
+                    rate = (rate * failed_at) ** 0.5
+                else:
+                    rate *= 2.0
             else:
                 if best is not None:
-                    if failed_at is not None or rate / best["offered_rate"] < 1.3:
+                    # bisection (geometric) between the best sustained and
+                    # the lowest failing rate, down to 15 % apart
+                    failed_at = rate if failed_at is None else min(failed_at, rate)
+                    if failed_at / best["offered_rate"] < 1.15:
                         break
-                    failed_at = rate
-                    rate = (best["offered_rate"] * rate) ** 0.5  # one refinement step
+                    rate = (best["offered_rate"] * failed_at) ** 0.5
                 else:
                     rate /= 2
             time.sleep(2)  # let the tail of the previous step settle
@@ -430,6 +651,11 @@ def run(bin_dir: Path, quick: bool, start_rate: float, max_rate: float | None = 
             raise RuntimeError("no ramp step was sustained")
         sustained = best["offered_rate"]
         out["sustained_rate"] = sustained
+        # A failed ramp step leaves a backlog, dead outbox/inbox tuples
+        # (autovacuum) and a busy JVM behind; let them settle so the
+        # low-load latency steps do not measure the ramp's aftermath.
+        log("e2e: settling 15 s after the ramp")
+        time.sleep(15)
         out["sustained_completion_rate"] = best["completion_rate"]
         fracs = [0.25, 0.5] if quick else [0.1, 0.25, 0.5, 0.75]
         for fr in fracs:
@@ -449,8 +675,16 @@ def run(bin_dir: Path, quick: bool, start_rate: float, max_rate: float | None = 
                     log(f"e2e:   stage p99s unavailable: {e}")
             out["latency"].append(row)
             time.sleep(2)
-        out["rss_peak_kib"] = sampler.finish()
+        out["rss_peak_kib"] = sampler.finish()  # of the end-to-end run only
         sampler = None
+        half = sustained * 0.5
+        log(f"e2e: each component alone at {half:.0f} orders/s for {lat_s:.0f}s "
+            "(the baseline of the p99 figure)")
+        try:
+            out["alone"] = alone_p99s(stack, half, lat_s)
+        except Exception as e:  # noqa: BLE001
+            log(f"e2e:   components alone unavailable: {e}")
+            out["alone_error"] = str(e)
     finally:
         try:
             if sampler is not None:

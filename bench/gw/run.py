@@ -105,6 +105,9 @@ class Broker:
         run([str(ROOT / "deploy" / "kafka.sh"), "start", str(self.dir), str(port), str(ctl)],
             stdout=subprocess.DEVNULL)
         self.bootstrap = f"127.0.0.1:{port}"
+        pid = subprocess.run([str(ROOT / "deploy" / "kafka.sh"), "pid", str(self.dir)],
+                             capture_output=True, text=True).stdout.strip()
+        self.pid = int(pid) if pid.isdigit() else None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -184,6 +187,36 @@ def wait_http(url: str, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} not ready")
         time.sleep(0.2)
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy (not idle or iowait) since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int | None) -> float:
+    """utime + stime of a live process (0 when unknown or gone)."""
+    if not pid:
+        return 0.0
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_during(fn, pids: dict[str, int | None]):
+    """Runs fn() and returns (its result, CPU seconds used meanwhile: the
+    whole machine ('busy'), each of pids, and the wall time ('wall'))."""
+    t0, m0 = time.monotonic(), machine_busy_s()
+    p0 = {k: proc_cpu_s(v) for k, v in pids.items()}
+    res = fn()
+    use = {k: proc_cpu_s(v) - p0[k] for k, v in pids.items()}
+    use["busy"] = machine_busy_s() - m0
+    use["wall"] = time.monotonic() - t0
+    return res, use
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -308,11 +341,19 @@ def main() -> int:
                 write_bodies(bodies, args.bodies)
                 log(f"round {rnd + 1}/{args.rounds}: (a) null handler, "
                     f"wrk -c{args.connections} -d{args.duration}s")
-                a = wrk(null_port, bodies, args.duration, args.connections, args.wrk_threads)
+                a, cpu_a = cpu_during(
+                    lambda: wrk(null_port, bodies, args.duration, args.connections,
+                                args.wrk_threads),
+                    {"server": null.pid, "kafka": getattr(broker, "pid", None)})
+                a["cpu"] = cpu_a
                 write_bodies(bodies, args.bodies)  # fresh t
                 log(f"round {rnd + 1}/{args.rounds}: (b) payment-gw, "
                     f"wrk -c{args.connections} -d{args.duration}s")
-                b = wrk(gw_port, bodies, args.duration, args.connections, args.wrk_threads)
+                b, cpu_b = cpu_during(
+                    lambda: wrk(gw_port, bodies, args.duration, args.connections,
+                                args.wrk_threads),
+                    {"server": gw.pid, "kafka": getattr(broker, "pid", None)})
+                b["cpu"] = cpu_b
                 rounds.append((a, b))
             sampler.stop.set()
             sampler.join()
@@ -353,6 +394,16 @@ def main() -> int:
         print("  " + fmt("  (a) null MHD handler ", a))
         print("  " + fmt("  (b) payment-gw+Kafka ", b))
         print(f"      ratio (b)/(a)       : {b['rps'] / a['rps']:.3f}")
+        for name, r in (("(a)", a), ("(b)", b)):
+            c = r["cpu"]
+            cap = (os.cpu_count() or 1) * c["wall"]
+            rest = c["busy"] - c["server"] - c["kafka"]
+            print(f"      CPU {name}: all cores busy {c['busy']:.1f} of {cap:.1f} s "
+                  f"({100 * c['busy'] / cap:.0f} %): server {c['server']:.1f} s, "
+                  f"Kafka {c['kafka']:.1f} s, rest (wrk, kernel, others) {rest:.1f} s; "
+                  f"per request: server {1e6 * c['server'] / max(1, r['requests']):.0f} us, "
+                  f"Kafka {1e6 * c['kafka'] / max(1, r['requests']):.0f} us, "
+                  f"all {1e6 * c['busy'] / max(1, r['requests']):.0f} us")
     ratios = [b["rps"] / a["rps"] for a, b in rounds]
     print(f"  ratio (b)/(a)        : {median(ratios):.3f} (median of {len(rounds)}; goal >= 0.6)")
     print(f"  p99 latency (b)      : {median([b['p99_ms'] for _, b in rounds]):.2f} ms "

@@ -339,6 +339,7 @@ def step(stack: Stack, rate: float, seconds: float, tag: str, drain: float) -> d
     bodies = signed_bodies(n, tag, stack.sink.url)
     gen = OpenLoop(stack.ports["payment-gw"], bodies, rate)
     stack.sink.read_new()  # skip whatever earlier steps left
+    pg0 = pg_activity(stack)
     achieved = gen.run()
     t_sent = time.monotonic()
     oid_index = {b[0]: i for i, b in enumerate(bodies)}
@@ -355,6 +356,7 @@ def step(stack: Stack, rate: float, seconds: float, tag: str, drain: float) -> d
             break
         time.sleep(0.25)
     t_drained = time.monotonic()
+    pg1 = pg_activity(stack)
     lat = {i: max(arrivals[i][:CHANNELS]) - gen.sched[i] for i in accepted
            if len(arrivals.get(i, ())) >= CHANNELS}
     lats = sorted(lat.values())
@@ -376,11 +378,27 @@ def step(stack: Stack, rate: float, seconds: float, tag: str, drain: float) -> d
         "max_s": lats[-1] if lats else float("nan"),
         "p50_first_quarter_s": p50_first, "p50_last_quarter_s": p50_last,
         "gw_p99_s": percentile(gw_lat, 99), "gw_p50_s": percentile(gw_lat, 50),
+        # PostgreSQL work that may stall every stage at once (None: unknown)
+        "pg_checkpoints": (pg1[0] - pg0[0]) if pg0 and pg1 else None,
+        "pg_autovacuums": (pg1[1] - pg0[1]) if pg0 and pg1 else None,
     }
     res["_sched"] = {bodies[i][0]: gen.sched[i] for i in accepted}
     res["_arrivals"] = {bodies[i][0]: max(arrivals[i][:CHANNELS]) for i in lat}
     res["_gw_done"] = {bodies[i][0]: gen.done[i] for i in accepted}
     return res
+
+
+def pg_activity(stack: Stack) -> tuple[int, int] | None:
+    """(checkpoints so far, autovacuum and autoanalyze runs so far on the
+    benchmark database's tables), or None when PostgreSQL cannot say."""
+    try:
+        ck = stack.pg.query("postgres", "SELECT checkpoints_timed + checkpoints_req"
+                            " FROM pg_stat_bgwriter")[0][0]
+        av = stack.pg.query(stack.db, "SELECT coalesce(sum(autovacuum_count +"
+                            " autoanalyze_count), 0) FROM pg_stat_user_tables")[0][0]
+        return int(ck), int(av)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def passed(r: dict) -> tuple[bool, str]:
@@ -664,7 +682,8 @@ def run(bin_dir: Path, quick: bool, start_rate: float, max_rate: float | None = 
             r = step(stack, rt, lat_s, f"l{int(fr * 100)}", 30)
             log(f"e2e:   p50 {r['p50_s'] * 1000:.1f} ms, p90 {r['p90_s'] * 1000:.1f} ms, "
                 f"p99 {r['p99_s'] * 1000:.1f} ms, p99.9 {r['p999_s'] * 1000:.1f} ms "
-                f"({r['complete']}/{r['orders']} complete)")
+                f"({r['complete']}/{r['orders']} complete; PostgreSQL checkpoints "
+                f"{r['pg_checkpoints']}, autovacuum/analyze runs {r['pg_autovacuums']})")
             row = {k2: v for k2, v in r.items() if not k2.startswith("_")}
             row["fraction"] = fr
             if fr == 0.5:

@@ -44,6 +44,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "bench" / "lib"))
+from benchlib import cpu_seconds, machine_busy_seconds  # noqa: E402
 SECRET = "bench-secret"
 
 
@@ -189,32 +191,14 @@ def wait_http(url: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def machine_busy_s() -> float:
-    """CPU seconds all cores spent busy (not idle or iowait) since boot."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_s(pid: int | None) -> float:
-    """utime + stime of a live process (0 when unknown or gone)."""
-    if not pid:
-        return 0.0
-    try:
-        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def cpu_during(fn, pids: dict[str, int | None]):
     """Runs fn() and returns (its result, CPU seconds used meanwhile: the
     whole machine ('busy'), each of pids, and the wall time ('wall'))."""
-    t0, m0 = time.monotonic(), machine_busy_s()
-    p0 = {k: proc_cpu_s(v) for k, v in pids.items()}
+    t0, m0 = time.monotonic(), machine_busy_seconds()
+    p0 = {k: cpu_seconds(v) for k, v in pids.items()}
     res = fn()
-    use = {k: proc_cpu_s(v) - p0[k] for k, v in pids.items()}
-    use["busy"] = machine_busy_s() - m0
+    use = {k: cpu_seconds(v) - p0[k] for k, v in pids.items()}
+    use["busy"] = machine_busy_seconds() - m0
     use["wall"] = time.monotonic() - t0
     return res, use
 

@@ -37,9 +37,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "system"))
+sys.path.insert(0, str(REPO / "bench" / "lib"))
 
 from confluent_kafka import Producer  # noqa: E402
 
+from benchlib import cpu_seconds, machine_busy_seconds  # noqa: E402
 from harness.kafka import KafkaBroker  # noqa: E402
 from harness.pg import Postgres  # noqa: E402
 from harness.util import free_port, free_ports, wait_until  # noqa: E402
@@ -168,21 +170,6 @@ def proc_status(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return out
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores spent busy (not idle/iowait) since boot."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return 0.0
 
 
 def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, fail_pct: int,

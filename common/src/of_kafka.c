@@ -526,14 +526,14 @@ static void sync_dr(void *ud, rd_kafka_resp_err_t err,
     sync_wait_unref(w);
 }
 
-/* Waits for w after a successful enqueue; drops the waiter's reference. */
-static of_status sync_wait_for(sync_wait *w, const char *topic, int timeout_ms,
-                               char *err, size_t errlen)
+/* Waits up to wait_ms for w after a successful enqueue; drops the waiter's
+ * reference. timeout_ms is the caller's whole budget, named in the error. */
+static of_status sync_wait_for(sync_wait *w, const char *topic, int wait_ms,
+                               int timeout_ms, char *err, size_t errlen)
 {
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
-    int64_t ns = dl.tv_nsec + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) *
-                                  1000000;
+    int64_t ns = dl.tv_nsec + (int64_t)(wait_ms > 0 ? wait_ms : 0) * 1000000;
     dl.tv_sec += ns / 1000000000;
     dl.tv_nsec = ns % 1000000000;
     pthread_mutex_lock(&w->mtx);
@@ -581,7 +581,8 @@ of_status of_kafka_produce_sync(of_kafka_producer *p, const char *topic,
         return st;
     }
     int left = timeout_ms - (int)(of_mono_ms() - t0);
-    return sync_wait_for(w, topic, left > 0 ? left : 0, err, errlen);
+    return sync_wait_for(w, topic, left > 0 ? left : 0, timeout_ms, err,
+                         errlen);
 }
 
 /* --------------------------------------------------------------------- */

@@ -12,7 +12,7 @@
 #   kafka.sh pid DATA_DIR                 print the broker's pid if running
 #
 # DATA_DIR layout: server.properties, log4j.properties, kafka.pid,
-# console.log (JVM stdout/stderr), logs/ (broker logs), data/ (log.dirs).
+# console.log (JVM stdout/stderr), logs/ (broker logs, gc.log: one line per JVM GC pause), data/ (log.dirs).
 # Environment: OF_KAFKA_JARS (jar dir), OF_KAFKA_HEAP (default 512m),
 # OF_KAFKA_START_TIMEOUT (seconds, default 60), JAVA (default java),
 # OF_KAFKA_ADVERTISED_PORT (port advertised to clients, default PORT; the
@@ -152,6 +152,7 @@ java_opts() {
     echo "-Xmx$heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20" \
          "-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent" \
          "-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true" \
+         "-Xlog:gc:file=$dir/logs/gc.log:time,uptime:filecount=4,filesize=20M" \
          "-Dlog4j.configuration=file:$dir/log4j.properties -Dkafka.logs.dir=$dir/logs"
 }
 

@@ -19,7 +19,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "bench" / "e2e"))
 
-from benchlib import grab, log, render_md, render_text, run_streaming, write_json  # noqa: E402
+from benchlib import fmt_num, grab, log, render_md, render_text, run_streaming, write_json  # noqa: E402
 
 PY = sys.executable
 BUILD = ROOT / "build-bench"
@@ -329,11 +329,27 @@ def report(res: dict, out: Path) -> int:
     e2e_res = res.get("e2e") or {}
     if e2e_res.get("latency"):
         md += ["## End-to-end latency (open loop)", "",
-               "| offered orders/s | completed | p50 ms | p90 ms | p99 ms | p99.9 ms |", "|---|---|---|---|---|---|"]
+               "| offered orders/s | seconds | completed | p50 ms | p90 ms | p99 ms | p99.9 ms "
+               "| slowest 1 %: distinct seconds, share in the busiest | autovacuum/analyze runs "
+               "| machine CPU busy |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
         for x in e2e_res["latency"]:
+            tail = (f"{x['tail_seconds']}, {x['tail_worst_second_share'] * 100:.0f} %"
+                    if x.get("tail_orders") else "-")
             md.append(f"| {x['offered_rate']:.0f} ({int(x['fraction'] * 100)}% of sustained) | "
+                      f"{x.get('seconds', 0):.0f} | "
                       f"{x['complete']}/{x['orders']} | {x['p50_s'] * 1000:.1f} | {x['p90_s'] * 1000:.1f} | "
-                      f"{x['p99_s'] * 1000:.1f} | {x['p999_s'] * 1000:.1f} |")
+                      f"{x['p99_s'] * 1000:.1f} | {x['p999_s'] * 1000:.1f} | {tail} | "
+                      f"{fmt_num(x.get('pg_autovacuums'))} | "
+                      f"{fmt_num(100 * x['machine_busy']) + ' %' if 'machine_busy' in x else 'n/a'} |")
+        sl = next((x.get("stages", {}).get("slowest_1pct_medians") for x in e2e_res["latency"]
+                   if x.get("fraction") == 0.5), None)
+        if sl and sl.get("orders"):
+            md += ["", f"The slowest 1 % at half the sustained rate ({sl['orders']} orders) spent, "
+                   f"as medians: payment-gw {sl['gw_s'] * 1000:.1f} ms, inventory until its batch "
+                   f"transaction {sl['inventory_to_tx_s'] * 1000:.1f} ms, transaction to "
+                   f"order.fulfilled {sl['inventory_tx_to_out_s'] * 1000:.1f} ms, notify "
+                   f"{sl['notify_s'] * 1000:.1f} ms."]
         md += ["", "![latency](latency.png)", ""]
     if e2e_res.get("ramp"):
         md += ["## Sustained-rate ramp", "", "| offered orders/s | generator rate | completed | "

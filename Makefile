@@ -29,7 +29,7 @@ FUZZ_JOBS       ?= 2
 help:
 	@echo "make build        release build (RelWithDebInfo) in build/"
 	@echo "make asan         ASan+UBSan build in build-asan/ (-DOF_SANITIZE=ON)"
-	@echo "make deps         install missing Debian packages, fetch the Kafka jars"
+	@echo "make deps         install missing Debian packages, build librdkafka 2.3.0, fetch the Kafka jars"
 	@echo "make up / down    start / stop the local stack (PostgreSQL, Kafka, services)"
 	@echo "make test         everything CI runs: deps, both builds, unit + system tests"
 	@echo "make unit         CTest unit tests in build/ (unit-asan: in build-asan/)"
@@ -51,6 +51,7 @@ asan:
 
 deps:
 	deploy/install-deps.sh
+	deploy/librdkafka.sh build
 	deploy/kafka.sh fetch
 
 up:

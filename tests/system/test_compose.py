@@ -198,6 +198,12 @@ def test_dockerfile_runtime_stage():
     assert users and users[-1] not in ("root", "0"), "services must not run as root"
     for b in ("payment-gw", "inventory", "notify", "ofctl"):
         assert b in stages["build"], f"{b} not copied out of the build stage"
+    # the binaries' RPATH points at the librdkafka built from source: it is
+    # built with that prefix, handed to CMake, and copied to the same path
+    assert "deploy/librdkafka.sh build /opt/librdkafka" in stages["build"]
+    assert "-DOF_RDKAFKA_PREFIX=/opt/librdkafka" in stages["build"]
+    assert re.search(r"COPY --from=build /opt/librdkafka/lib/librdkafka\.so\.1 /opt/librdkafka/lib/",
+                     runtime), "librdkafka.so.1 not copied into the runtime image"
     assert "OF_MIGRATIONS_DIR=/usr/share/orderflow/sql" in runtime
     assert DOCKERFILE.read_text().startswith("#") and "FROM debian:bookworm" in DOCKERFILE.read_text()
 

@@ -89,8 +89,8 @@ test:
 	ctest --test-dir build --output-on-failure $(CTEST_ARGS)
 	@echo "==> unit tests (build-asan)"
 	$(ASAN_ENV) ctest --test-dir build-asan --output-on-failure $(CTEST_ARGS)
-	@echo "==> system tests (build/bin)"
-	OF_BIN_DIR=build/bin $(PYTEST) $(SYSTEM_TESTS) $(PYTEST_ARGS)
+	@echo "==> system tests (build/bin; the slow fault tests run in the ASan pass)"
+	OF_BIN_DIR=build/bin $(PYTEST) $(SYSTEM_TESTS) -m "not slow" $(PYTEST_ARGS)
 	@echo "==> system tests (build-asan/bin)"
 	OF_BIN_DIR=build-asan/bin $(ASAN_ENV) $(PYTEST) $(SYSTEM_TESTS) $(PYTEST_ARGS)
 	@echo "==> fuzz (libFuzzer, $(FUZZ_CI_SECONDS) s per target, regressions replayed)"

@@ -70,6 +70,7 @@ def _say(capsys, text: str) -> None:
 
 
 @pytest.mark.skipif(VALGRIND, reason="chaos under valgrind: far too slow for its payment rate")
+@pytest.mark.slow
 @pytest.mark.timeout(2400 if FULL else 420)
 def test_chaos_pipeline_keeps_its_invariants(request, tmp_path, capsys):
     mode = "FULL" if FULL else ("short, ASan build: smaller count" if ASAN else "short")

@@ -148,6 +148,7 @@ def _run_phases(stack: Stack, proxy: TcpProxy, latency_ms: float, cut_sensitive:
         driver.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(360)
 def test_kafka_link_latency_cut_restore(request, tmp_path, pg, capsys):
     broker = ProxiedKafkaBroker(tmp_path / "kafka")
@@ -168,6 +169,7 @@ def test_kafka_link_latency_cut_restore(request, tmp_path, pg, capsys):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_postgres_link_latency_cut_restore(request, tmp_path, kafka, pg, capsys):
     proxy = TcpProxy("127.0.0.1", pg.port, name="postgresql").start()

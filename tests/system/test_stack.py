@@ -83,6 +83,7 @@ def test_ns_retry_tiers_marker(kafka, ns):
     assert ns.topic("notify.retry.3") not in kafka.list_topics()
 
 
+@pytest.mark.slow
 def test_kafka_stop_kill_and_restart_keep_data(kafka):
     topic = f"selftest.{secrets.token_hex(4)}"
     kafka.create_topics([topic], partitions=1)

@@ -538,6 +538,41 @@ static void test_consumer_store_lag(void **state)
     of_kafka_producer_destroy(p, 5000);
 }
 
+static const char *consumer_conf(of_kafka_consumer *c, const char *name,
+                                 char *buf, size_t len)
+{
+    size_t n = len;
+    if (rd_kafka_conf_get(rd_kafka_conf(of_kafka_consumer_handle(c)), name,
+                          buf, &n) != RD_KAFKA_CONF_OK)
+        return NULL;
+    return buf;
+}
+
+/* librdkafka 2.1+: a consumer whose prefetch queue was full fetches again
+ * after 10 ms, not librdkafka's default 1 s; OF_RDKAFKA_* still wins.
+ * Older libraries (Debian's 2.0.2) have no such property and get none. */
+static void test_consumer_fetch_queue_backoff(void **state)
+{
+    (void)state;
+    char buf[64];
+    bool has = rd_kafka_version() >= 0x020100ff;
+    of_kafka_consumer *c = new_consumer("g.fqb", "t.fqb");
+    const char *v = consumer_conf(c, "fetch.queue.backoff.ms", buf, sizeof buf);
+    if (has)
+        assert_string_equal(v, "10");
+    else
+        assert_null(v);
+    of_kafka_consumer_destroy(c);
+    if (!has)
+        return;
+    setenv("OF_RDKAFKA_FETCH_QUEUE_BACKOFF_MS", "250", 1);
+    c = new_consumer("g.fqb2", "t.fqb");
+    unsetenv("OF_RDKAFKA_FETCH_QUEUE_BACKOFF_MS");
+    assert_string_equal(consumer_conf(c, "fetch.queue.backoff.ms", buf, sizeof buf),
+                        "250");
+    of_kafka_consumer_destroy(c);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -585,6 +620,7 @@ int main(void)
         cmocka_unit_test_teardown(test_destroy_purges, broker_up),
         cmocka_unit_test_teardown(test_fatal, broker_up),
         cmocka_unit_test_teardown(test_consumer_store_lag, broker_up),
+        cmocka_unit_test_teardown(test_consumer_fetch_queue_backoff, broker_up),
         cmocka_unit_test_teardown(test_bad_config, broker_up),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -979,6 +979,9 @@ of_kafka_consumer *of_kafka_consumer_new(const of_kafka_consumer_opts *o,
         snprintf(num, sizeof num, "%d", o->max_poll_interval_ms);
         ok = conf_set(conf, "max.poll.interval.ms", num, err, errlen);
     }
+    for (size_t i = 0; ok && o->conf_defaults && o->conf_defaults[i]; i += 2)
+        ok = conf_set(conf, o->conf_defaults[i], o->conf_defaults[i + 1], err,
+                      errlen);
     if (ok)
         ok = of_config_apply_rdkafka_env(conf, err, errlen) == OF_OK;
     if (!ok) {

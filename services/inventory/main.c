@@ -56,21 +56,6 @@ static void usage(FILE *f)
                "OF_RDKAFKA_LINGER_MS=5).\n");
 }
 
-/* Consumer defaults: a small prefetch (2 MiB queue, 256 KiB per partition
- * fetch, ~1 MB per fetch: peak RSS stays under 32 MiB while every worker
- * always has a batch at hand) and a 10 s group session, so a crashed
- * instance's partitions move on quickly. An operator's OF_RDKAFKA_* value
- * wins (setenv without overwrite). Called before any thread exists (setenv
- * is not thread-safe). of_kafka applies OF_RDKAFKA_* to the producer as
- * well, which logs that it ignores these consumer properties. */
-static void kafka_defaults(void)
-{
-    setenv("OF_RDKAFKA_QUEUED_MAX_MESSAGES_KBYTES", "2048", 0);
-    setenv("OF_RDKAFKA_FETCH_MESSAGE_MAX_BYTES", "262144", 0);
-    setenv("OF_RDKAFKA_FETCH_MAX_BYTES", "1000000", 0);
-    setenv("OF_RDKAFKA_SESSION_TIMEOUT_MS", "10000", 0);
-}
-
 /* Applies the migrations, waiting for PostgreSQL as long as needed. */
 static of_status migrate(const inv_config *cfg)
 {
@@ -121,7 +106,6 @@ int main(int argc, char **argv)
      * their own (memory footprint). MALLOC_ARENA_MAX, when set, wins. */
     if (getenv("MALLOC_ARENA_MAX") == NULL)
         mallopt(M_ARENA_MAX, 4);
-    kafka_defaults();
     inv_config cfg;
     memset(&cfg, 0, sizeof cfg);
     char err[1024];

@@ -33,19 +33,11 @@ static void usage(FILE *f)
     of_config_usage(t, n, f);
 }
 
-/* Memory: notify's consumer needs only a small prefetch (records wait in
- * process anyway, bounded by OF_NOTIFY_MAX_PENDING), while librdkafka's
- * defaults prefetch up to 100000 records or 64 MiB. These defaults apply
- * unless the operator sets the OF_RDKAFKA_* variable. (The producer
- * ignores the consumer-only ones with a warning at start.) */
+/* Memory: few malloc arenas. Many librdkafka threads do little
+ * allocation each; per-thread arenas only fragment memory. (The consumer's
+ * small prefetch is set in ntf_engine.c.) */
 static void memory_defaults(void)
 {
-    setenv("OF_RDKAFKA_QUEUED_MIN_MESSAGES", "2000", 0);
-    setenv("OF_RDKAFKA_QUEUED_MAX_MESSAGES_KBYTES", "2048", 0);
-    setenv("OF_RDKAFKA_FETCH_MAX_BYTES", "1048576", 0);
-    setenv("OF_RDKAFKA_MAX_PARTITION_FETCH_BYTES", "262144", 0);
-    /* Few malloc arenas: many librdkafka threads, little allocation in
-     * each; per-thread arenas only fragment memory. */
     mallopt(M_ARENA_MAX, 2);
 }
 

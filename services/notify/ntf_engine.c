@@ -1466,6 +1466,20 @@ static const double ntf_e2e_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 static const double ntf_batch_buckets[] = {1, 2, 5, 10, 25, 50, 100, 250,
                                            500, 1000, 2500};
 
+/* The consumer's prefetch: small, since records wait in process anyway
+ * (bounded by OF_NOTIFY_MAX_PENDING) while librdkafka's defaults prefetch
+ * up to 100000 records or 64 MiB. Fetches wait up to 10 ms for 100 kB on
+ * the broker: fewer, fuller fetch requests (see OF_KAFKA_BATCHED_FETCH).
+ * An operator's OF_RDKAFKA_* value wins. */
+static const char *const ntf_consumer_defaults[] = {
+    "queued.min.messages", "2000",
+    "queued.max.messages.kbytes", "2048",
+    "fetch.max.bytes", "1048576",
+    "max.partition.fetch.bytes", "262144",
+    OF_KAFKA_BATCHED_FETCH,
+    NULL,
+};
+
 ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
 {
     ntf_engine *e = calloc(1, sizeof *e);
@@ -1595,6 +1609,7 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
         .topics = topics,
         .on_rebalance = ntf_on_rebalance,
         .rebalance_ud = e,
+        .conf_defaults = ntf_consumer_defaults,
     };
     e->cons = of_kafka_consumer_new(&co, err, errlen);
     if (!e->cons)

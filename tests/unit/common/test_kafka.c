@@ -573,6 +573,42 @@ static void test_consumer_fetch_queue_backoff(void **state)
     of_kafka_consumer_destroy(c);
 }
 
+/* A service's consumer defaults reach its consumer (and only it), an
+ * operator's OF_RDKAFKA_* value wins over them, and a bad one is an error
+ * naming the property. */
+static void test_consumer_conf_defaults(void **state)
+{
+    (void)state;
+    char buf[64], err[512] = "";
+    const char *topics[] = {"t.cd", NULL};
+    const char *const defaults[] = {"queued.min.messages", "2000",
+                                    "fetch.max.bytes", "1048576", NULL};
+    of_kafka_consumer_opts o = {.brokers = brokers, .group_id = "g.cd",
+                                .topics = topics, .conf_defaults = defaults};
+    of_kafka_consumer *c = of_kafka_consumer_new(&o, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(consumer_conf(c, "queued.min.messages", buf, sizeof buf),
+                        "2000");
+    assert_string_equal(consumer_conf(c, "fetch.max.bytes", buf, sizeof buf),
+                        "1048576");
+    of_kafka_consumer_destroy(c);
+
+    setenv("OF_RDKAFKA_QUEUED_MIN_MESSAGES", "5000", 1);
+    c = of_kafka_consumer_new(&o, err, sizeof err);
+    unsetenv("OF_RDKAFKA_QUEUED_MIN_MESSAGES");
+    assert_non_null(c);
+    assert_string_equal(consumer_conf(c, "queued.min.messages", buf, sizeof buf),
+                        "5000");
+    assert_string_equal(consumer_conf(c, "fetch.max.bytes", buf, sizeof buf),
+                        "1048576");
+    of_kafka_consumer_destroy(c);
+
+    const char *const bad[] = {"queued.min.messages", "lots", NULL};
+    o.conf_defaults = bad;
+    assert_null(of_kafka_consumer_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "queued.min.messages=lots"));
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -621,6 +657,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fatal, broker_up),
         cmocka_unit_test_teardown(test_consumer_store_lag, broker_up),
         cmocka_unit_test_teardown(test_consumer_fetch_queue_backoff, broker_up),
+        cmocka_unit_test_teardown(test_consumer_conf_defaults, broker_up),
         cmocka_unit_test_teardown(test_bad_config, broker_up),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -47,6 +47,34 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds of a process and all its descendants, live and exited
+    (utime + stime + cutime + cstime of each live process of the tree):
+    PostgreSQL's postmaster with its backends, a JVM. 0 when unknown."""
+    if not pid:
+        return 0.0
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, cpu incl. reaped children)
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            stats[int(d.name)] = (int(f[1]), sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK"))
+        except (OSError, IndexError, ValueError):
+            continue
+    if pid not in stats:
+        return 0.0
+    kids: dict[int, list[int]] = {}
+    for p, (pp, _) in stats.items():
+        kids.setdefault(pp, []).append(p)
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats[p][1]
+        todo.extend(kids.get(p, ()))
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy (not idle or iowait) since boot."""
     with open("/proc/stat") as f:

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "bench" / "lib"))
 
 from confluent_kafka import Producer  # noqa: E402
 
-from benchlib import cpu_seconds, machine_busy_seconds  # noqa: E402
+from benchlib import cpu_seconds, machine_busy_seconds, tree_cpu_seconds  # noqa: E402
 from harness.kafka import KafkaBroker  # noqa: E402
 from harness.pg import Postgres  # noqa: E402
 from harness.util import free_port, free_ports, wait_until  # noqa: E402
@@ -182,6 +182,13 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
     db = pg.create_database()
     sink = Sink(sink_bin, fail_pct)
     want = events * CHANNELS
+
+    def cpu_split() -> dict[str, float]:
+        """CPU seconds so far of each process the drain keeps busy."""
+        return {"notify": cpu_seconds(proc.pid), "kafka": tree_cpu_seconds(kafka.pid),
+                "postgres": tree_cpu_seconds(getattr(pg, "_postmaster_pid", None)),
+                "sink": cpu_seconds(sink.proc.pid)}
+
     try:
         t_fill = prefill(kafka.bootstrap, f"{prefix}order.fulfilled", events, f"{sink.url}/webhook")
         port = free_port()
@@ -219,6 +226,7 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
             if first is None and ok > 0:
                 first = now
                 busy0 = machine_busy_seconds()
+                cpu0 = cpu_split()
                 first_ok = ok
                 rss_start = proc_status(proc.pid).get("VmRSS", 0)
             rss_max = max(rss_max, proc_status(proc.pid).get("VmRSS", 0))
@@ -229,6 +237,7 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
             time.sleep(0.2)
         t_end = time.monotonic()
         busy = machine_busy_seconds() - busy0
+        cpu1 = cpu_split()
         cpu = cpu_seconds(proc.pid)
         hwm = proc_status(proc.pid).get("VmHWM", 0)
         st = sink.stats() or {}
@@ -259,7 +268,9 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
                 "rate": (ok - first_ok) / drain if drain > 0 else float("inf"),
                 "delivered": ok, "dead": dead,
                 "requests": st.get("requests"), "failed": st.get("failed"),
-                "breaker_opens": opens, "machine_busy_s": busy, "rss_max_kib": rss_max, "rss_start_kib": rss_start, "hwm_kib": hwm, "cpu_s": cpu, "exit": rc}
+                "breaker_opens": opens, "machine_busy_s": busy, "rss_max_kib": rss_max, "rss_start_kib": rss_start, "hwm_kib": hwm, "cpu_s": cpu, "exit": rc,
+                # CPU seconds of each process from the first delivery to the last
+                "drain_cpu_s": {k: cpu1[k] - cpu0[k] for k in cpu1}}
     finally:
         sink.stop()
         try:
@@ -315,6 +326,11 @@ def main() -> int:
               f"503s {r['failed']:,}; breaker opened {r['breaker_opens']}x; startup {r['startup_s']:.1f} s; "
               f"notify CPU {r['cpu_s']:.1f} s, all cores busy {r['machine_busy_s']:.1f} s of {(os.cpu_count() or 1) * r['drain_s']:.1f}; RSS at first delivery {r['rss_start_kib'] / 1024:.1f} MiB, max {r['rss_max_kib'] / 1024:.1f} MiB, "
               f"peak (VmHWM) {r['hwm_kib'] / 1024:.1f} MiB; exit {r['exit']}]")
+        split = ", ".join(f"{k} {v:.1f} s ({v / r['deliveries'] * 1e6:.0f} us)"
+                          for k, v in r["drain_cpu_s"].items())
+        print(f"    CPU from the first delivery to the last (per delivery): {split}; "
+              f"all cores {r['machine_busy_s']:.1f} s "
+              f"({r['machine_busy_s'] / r['deliveries'] * 1e6:.0f} us)")
         print(f"    prefill: {r['events']:,} events in {r['prefill_s']:.1f} s "
               f"({r['prefill_rate']:,.0f}/s)")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "

@@ -1586,10 +1586,17 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
     if (!e->snd)
         goto fail;
 
+    /* notify produces only retry and DLQ records, each waited for by a
+     * retry delay of seconds (default 5 s): a 25 ms linger costs nothing
+     * there and batches a failing provider's records into fewer produce
+     * requests. With 10 % of 150 000 deliveries failing, 5 -> 25 ms cut
+     * the broker's CPU for the run from 2.4 to 1.5 s and raised the
+     * goodput by 12-15 % (2026-12-04, bench/notify; 50 and 100 ms gave
+     * the same as 25). An operator's OF_RDKAFKA_LINGER_MS wins. */
     of_kafka_producer_opts po = {
         .brokers = cfg->common.kafka_brokers,
         .client_id = "notify",
-        .linger_ms = 5,
+        .linger_ms = 25,
     };
     e->prod = of_kafka_producer_new(&po, err, errlen);
     if (!e->prod)

@@ -276,16 +276,13 @@ class Stack:
         """True when consumer group `group` (without the prefix) has committed
         the end of every partition of `topic`."""
         from confluent_kafka import Consumer, TopicPartition
+        end = self.ends(topic)
         c = Consumer({"bootstrap.servers": self.kafka.bootstrap,
                       "group.id": self.prefix + group, "enable.auto.commit": False})
         try:
             tps = [TopicPartition(self.prefix + topic, i) for i in range(PARTITIONS)]
-            committed = c.committed(tps, timeout=10)
-            for tp in committed:
-                lo, hi = c.get_watermark_offsets(tp, timeout=10)
-                if hi > 0 and tp.offset < hi:
-                    return False
-            return True
+            return all(end[tp.partition] == 0 or tp.offset >= end[tp.partition]
+                       for tp in c.committed(tps, timeout=10))
         finally:
             c.close()
 

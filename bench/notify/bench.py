@@ -186,7 +186,7 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
     def cpu_split() -> dict[str, float]:
         """CPU seconds so far of each process the drain keeps busy."""
         return {"notify": cpu_seconds(proc.pid), "kafka": tree_cpu_seconds(kafka.pid),
-                "postgres": tree_cpu_seconds(getattr(pg, "_postmaster_pid", None)),
+                "postgres": tree_cpu_seconds(pg.postmaster_pid),
                 "sink": cpu_seconds(sink.proc.pid)}
 
     try:
@@ -238,7 +238,7 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
         t_end = time.monotonic()
         busy = machine_busy_seconds() - busy0
         cpu1 = cpu_split()
-        cpu = cpu_seconds(proc.pid)
+        cpu = cpu1["notify"]
         hwm = proc_status(proc.pid).get("VmHWM", 0)
         st = sink.stats() or {}
         try:

@@ -102,11 +102,16 @@ class Postgres:
             self._signal_postmaster()
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
+    @property
+    def postmaster_pid(self) -> int | None:
+        """The pid of the postmaster this object started (None before)."""
+        return getattr(self, "_postmaster_pid", None)
+
     def _signal_postmaster(self) -> None:
         """Last resort when pg_ctl cannot stop the server (e.g. its data dir
         vanished): SIGINT (fast shutdown) to the postmaster we started, then
         SIGKILL."""
-        pid = getattr(self, "_postmaster_pid", None)
+        pid = self.postmaster_pid
         if pid is None or not pid_alive(pid):
             return
         try:

@@ -95,7 +95,7 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
 
     /* Same flags and options as common/src/of_http.c. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct MHD_OptionItem opts[8];
     size_t n = 0;

@@ -1060,7 +1060,15 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
         of_seterr(err, errlen, "http: already started");
         return OF_EFATAL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+    /* poll(), not epoll: with epoll, libmicrohttpd 0.9.75 (Debian 12)
+     * races in MHD_quiesce_daemon. It marks each worker quiesced, the
+     * worker takes the listen socket out of its epoll set itself, and
+     * MHD_quiesce_daemon's own EPOLL_CTL_DEL then fails and aborts the
+     * process ("Failed to remove listen FD from epoll set"; one SIGTERM
+     * in a few hundred in the system tests). With poll() there is no
+     * epoll set to share. A worker polls at most its share of the
+     * connection limit. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;

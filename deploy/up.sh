@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make up`: the whole stack on this machine, no Docker. Installs what is
-# missing, builds, starts PostgreSQL and Kafka, creates the topics, starts the
+# missing, builds librdkafka 2.3.0 (deploy/librdkafka.sh) and the services
+# (refusing binaries that load a librdkafka older than 2.3), starts PostgreSQL and Kafka, creates the topics, starts the
 # three services (which apply deploy/sql migrations themselves), seeds demo
 # stock, waits until every /readyz answers 200 and prints where things are.
 # Running it again starts only what is not running.
@@ -92,6 +93,22 @@ spawn() {
     echo "$!" >"$var/run/$name.pid"
 }
 
+# check_rdkafka BIN: the librdkafka BIN loads must be >= min_rdkafka (contract
+# section 10: the stack that runs is the one tested and benchmarked).
+min_rdkafka=2.3
+check_rdkafka() {
+    local lib ver
+    lib="$(ldd "$1" 2>/dev/null | awk '$1 == "librdkafka.so.1" { print $3 }')"
+    [[ -n "$lib" && -r "$lib" ]] || die "$1: cannot resolve librdkafka.so.1 (ldd)"
+    ver="$(python3 -c 'import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.rd_kafka_version_str.restype = ctypes.c_char_p
+print(lib.rd_kafka_version_str().decode())' "$lib" 2>/dev/null)" || die "$lib: cannot read its version"
+    if [[ "$(printf '%s\n%s\n' "$min_rdkafka" "$ver" | sort -V | head -n1)" != "$min_rdkafka" ]]; then
+        die "$1 links librdkafka $ver ($lib); the stack needs >= $min_rdkafka: run 'make deps' (or deploy/librdkafka.sh build) and 'make build'"
+    fi
+}
+
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
 
 # wait_ready NAME URL: poll URL until 200; fail early if the process died.
@@ -119,11 +136,16 @@ if [[ "${OF_SKIP_DEPS:-0}" != 1 ]]; then
     "$root/deploy/install-deps.sh"
 fi
 if [[ "${OF_SKIP_BUILD:-0}" != 1 ]]; then
+    # librdkafka 2.3.0 into var/librdkafka, before the build so CMake links
+    # it (Debian's 2.0.2 stalls consumers; a no-op once it is there).
+    step "librdkafka $min_rdkafka+ (deploy/librdkafka.sh build)"
+    "$root/deploy/librdkafka.sh" build || die "building librdkafka failed (deploy/librdkafka.sh)"
     step "building (make build)"
     make --no-print-directory -C "$root" build
 fi
 for b in payment-gw inventory notify ofctl; do
     [[ -x "$bin/$b" ]] || die "$bin/$b missing after the build"
+    check_rdkafka "$bin/$b"
 done
 "$root/deploy/kafka.sh" fetch
 

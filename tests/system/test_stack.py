@@ -279,3 +279,65 @@ def test_services_expected_start_failure(fake_bin, services):
     assert "OF_HTTP_PORT" in svc.log()
     with pytest.raises(AssertionError, match="exited with code 2 before it was ready"):
         services.start("notify", env={"FAKE_FAIL_AT_START": "1"})
+
+
+# --- make up (deploy/up.sh) ------------------------------------------------------
+
+def _up_sandbox(tmp_path):
+    """A copy of deploy/ in tmp_path (up.sh finds its root from its own path),
+    with fake `make` and `mvn` first on PATH that log their call and fail, and
+    every port a free one: whatever up.sh gets to, it touches nothing shared."""
+    import shutil
+
+    from harness.util import REPO_ROOT, free_ports
+    root = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "deploy", root / "deploy", ignore=shutil.ignore_patterns("sql"))
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    calls = tmp_path / "calls.log"
+    for tool in ("make", "mvn"):
+        f = fake / tool
+        f.write_text(f'#!/bin/sh\necho "{tool} $*" >>{calls}\nexit 1\n')
+        f.chmod(0o755)
+    ports = free_ports(8)
+    env = {"PATH": f"{fake}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "OF_SKIP_DEPS": "1",
+           "OF_KAFKA_JARS": str(tmp_path / "jars"), "OF_PG_DATA": str(tmp_path / "pg")}
+    for var, port in zip(("OF_PG_PORT", "OF_KAFKA_PORT", "OF_KAFKA_CONTROLLER_PORT", "OF_GW_PORT",
+                          "OF_INVENTORY_PORT", "OF_NOTIFY_PORT", "OF_SINK_PORT"), ports):
+        env[var] = str(port)
+    return root, env, calls
+
+
+def test_up_builds_librdkafka_before_the_services(tmp_path):
+    """Issue 15 defect 1: on a machine without var/librdkafka, make up must
+    build librdkafka 2.3 before it builds the services (it went straight to
+    `make build`, which then linked Debian's 2.0.2). The download is pointed
+    at a missing file, so up.sh stops right there."""
+    root, env, calls = _up_sandbox(tmp_path)
+    env["OF_RDKAFKA_SRC_URL"] = f"file://{tmp_path}/missing.crate"
+    r = subprocess.run([str(root / "deploy" / "up.sh")], env=env, capture_output=True, text=True, timeout=60)
+    made = calls.read_text() if calls.exists() else ""
+    assert "make " not in made, f"up.sh built the services before librdkafka:\n{r.stdout}{r.stderr}"
+    assert r.returncode != 0
+    assert "librdkafka.sh: download failed" in r.stderr, r.stderr
+
+
+def test_up_refuses_binaries_linked_to_old_librdkafka(tmp_path):
+    """The binaries up.sh starts must load librdkafka >= 2.3: one linked to
+    Debian's 2.0.2 (a build configured before var/librdkafka existed) stops
+    make up with the way out, before anything starts."""
+    root, env, calls = _up_sandbox(tmp_path)
+    bindir = root / "build" / "bin"
+    bindir.mkdir(parents=True)
+    src = tmp_path / "old.c"
+    src.write_text("#include <librdkafka/rdkafka.h>\nint main(void) { return rd_kafka_version() == 0; }\n")
+    exe = tmp_path / "old"
+    subprocess.run(["gcc", "-o", str(exe), str(src), "-lrdkafka"], check=True)  # Debian's librdkafka-dev
+    for b in ("payment-gw", "inventory", "notify", "ofctl"):
+        (bindir / b).write_bytes(exe.read_bytes())
+        (bindir / b).chmod(0o755)
+    env["OF_SKIP_BUILD"] = "1"
+    r = subprocess.run([str(root / "deploy" / "up.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "links librdkafka 2.0.2" in r.stderr and "needs >= 2.3" in r.stderr, r.stderr
+    assert not calls.exists() or "mvn" not in calls.read_text(), "up.sh went on past the check"

@@ -5,7 +5,10 @@ step with deploy/packages.txt."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,7 +36,7 @@ EXTENSION_VARS = {
 # local stack (make up), the tests and the benchmarks on the host.
 HOST_ONLY_PACKAGES = {
     "postgresql", "default-jdk-headless", "maven", "python3-venv", "kcat", "wrk", "clang", "libclang-rt-14-dev", "valgrind",
-    "uuid-runtime", "socat", "procps",
+    "uuid-runtime", "socat", "procps", "docker-compose",
 }
 
 SERVICE_PORTS = {"payment-gw": 8080, "inventory": 8081, "notify": 8082}
@@ -67,6 +70,44 @@ def test_contract_vars_match_contract_text():
             assert set(re.findall(r"\bOF_[A-Z_]+\b", section)) == CONTRACT_VARS
             return
     pytest.skip("CONTRACT.md not found beside the checkout")
+
+
+def _compose_clis() -> list[list[str]]:
+    """The Compose CLIs to check the files with: Debian's docker-compose 1.29
+    (deploy/packages.txt) always, the Compose v2 plugin when this docker
+    client has it."""
+    clis = [["docker-compose"]]
+    try:
+        if subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=20).returncode == 0:
+            clis.append(["docker", "compose"])
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return clis
+
+
+def compose_config(files: list[Path], *args: str, profiles: str = "") -> list[str]:
+    """Run `<cli> -f F... config ARGS` with every available Compose CLI (no
+    engine needed); returns each one's stdout, asserting exit 0."""
+    assert shutil.which("docker-compose"), "docker-compose not installed (deploy/install-deps.sh)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OF_", "COMPOSE_", "DOCKER_"))}
+    if profiles:
+        env["COMPOSE_PROFILES"] = profiles
+    outs = []
+    for cli in _compose_clis():
+        cmd = [*cli, *(a for f in files for a in ("-f", str(f))), "config", *args]
+        r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"{' '.join(cmd)} rejected the file(s):\n{r.stderr}{r.stdout}"
+        outs.append(r.stdout)
+    return outs
+
+
+def test_compose_cli_accepts_the_file():
+    """Issue 15 defect 2: Debian bookworm's docker-compose 1.29 rejected the
+    file (top-level `name:` is Compose v2 only). The real tool must accept
+    it, and resolve the same services as the YAML."""
+    out = compose_config([COMPOSE], "--services")
+    for o in out:
+        assert {"kafka", "postgres", "init", "seed", *SERVICE_PORTS} <= set(o.split())
 
 
 def test_services_present(compose):

@@ -433,6 +433,29 @@ def test_dlq_purge_and_stats(kafka, ns, services):
     assert r.returncode == 0 and "replayed 0" in r.stdout, r
 
 
+def test_dlq_purge_refuses_a_topic_that_is_not_a_dlq(kafka, ns, services):
+    """Issue 15, defect 9: `dlq purge payment.success --before 0:1 --yes`
+    deleted an accepted payment. Only the DLQ topics unless --force."""
+    for i in range(3):
+        kafka.produce(ns.topic("payment.success"), f"ord_{i}", b'{"payment_id":"p"}', partition=0)
+    for args in (["payment.success", "--before", "0:1", "--yes"],
+                 [ns.topic("payment.success"), "--all", "--yes"],
+                 ["notify.retry.1", "--all", "--yes"]):
+        r = services.ofctl("dlq", "purge", *args)
+        assert r.returncode == 2, (args, r)
+        topic = args[0] if args[0].startswith(str(ns)) else ns.topic(args[0])
+        assert f"{topic} is not a dead-letter topic" in r.stderr and "--force" in r.stderr, r.stderr
+        assert r.stdout == "", r.stdout
+    assert len(kafka.read_all(ns.topic("payment.success"), timeout=5)) == 3
+
+    # --force: the operator insists.
+    r = services.ofctl("dlq", "purge", "payment.success", "--before", "0:1", "--yes", "--force")
+    assert r.returncode == 0, r
+    assert "partition 0: deleted 1 record (offsets 0..0), low watermark now 1" in r.stdout
+    left = kafka.read_all(ns.topic("payment.success"), timeout=5)
+    assert sorted(x.offset for x in left) == [1, 2]
+
+
 # --- stock / pay (services) ------------------------------------------------------------
 
 def test_stock_get_and_set(services):

@@ -119,3 +119,16 @@ char *ofctl_topic_name(const char *prefix, const char *arg, char *out,
         snprintf(out, outlen, "%s%s", prefix, arg);
     return out;
 }
+
+bool ofctl_is_dlq_topic(const char *prefix, const char *topic)
+{
+    if (prefix == NULL)
+        prefix = "";
+    size_t plen = strlen(prefix);
+    if (topic == NULL || strncmp(topic, prefix, plen) != 0)
+        return false;
+    for (size_t i = 0; i < OFCTL_NDLQ; i++)
+        if (strcmp(topic + plen, ofctl_dlq_topic_bases[i]) == 0)
+            return true;
+    return false;
+}

@@ -62,4 +62,11 @@ char *ofctl_topic_name(const char *prefix, const char *arg, char *out,
 #define OFCTL_NDLQ 2
 extern const char *const ofctl_dlq_topic_bases[OFCTL_NDLQ];
 
+/* True when `topic` (a full name, as ofctl_topic_name resolves it) is one
+ * of the DLQ topics under `prefix` (NULL = empty): prefix +
+ * payment.success.dlq or prefix + notify.dlq. Nothing else is a DLQ: not
+ * the retry tiers, not another prefix's DLQ. `dlq purge` refuses the rest
+ * unless --force. */
+bool ofctl_is_dlq_topic(const char *prefix, const char *topic);
+
 #endif

@@ -32,7 +32,8 @@ static const char usage[] =
     "       ofctl dlq show TOPIC P:O [--json]\n"
     "       ofctl dlq replay TOPIC (--all | P:O [P:O ...]) [--dry-run] [--json]\n"
     "       ofctl dlq purge TOPIC (--all | --before P:O [--before ...]) [--yes]"
-    " [--json]\n"
+    " [--force]\n"
+    "                 [--json]\n"
     "       ofctl dlq stats [--json]\n"
     "\n"
     "TOPIC is a dead-letter topic (payment.success.dlq, notify.dlq), with or\n"
@@ -50,7 +51,8 @@ static const char usage[] =
     "          <prefix>ofctl.replay); --dry-run only shows what it would do.\n"
     "  purge   deletes records (DeleteRecords): --all empties the topic,\n"
     "          --before P:O deletes the records of partition P before offset\n"
-    "          O. Asks for confirmation on a terminal unless --yes.\n"
+    "          O. Asks for confirmation on a terminal unless --yes. Only the\n"
+    "          DLQ topics: any other topic is refused unless --force.\n"
     "  stats   per DLQ topic: records, oldest and newest failure time,\n"
     "          counts by error class.\n"
     "\n"
@@ -927,8 +929,9 @@ static int dlq_purge(ofctl_ctx *ctx, int argc, char **argv)
                                        {"all", no_argument, NULL, 'a'},
                                        {"before", required_argument, NULL, 'b'},
                                        {"yes", no_argument, NULL, 'y'},
+                                       {"force", no_argument, NULL, 'f'},
                                        {NULL, 0, NULL, 0}};
-    bool all = false, yes = false;
+    bool all = false, yes = false, force = false;
     ofctl_po before[256];
     size_t nbefore = 0;
     bool first = true;
@@ -947,6 +950,9 @@ static int dlq_purge(ofctl_ctx *ctx, int argc, char **argv)
             break;
         case 'y':
             yes = true;
+            break;
+        case 'f':
+            force = true;
             break;
         case 'b':
             if (nbefore == sizeof before / sizeof before[0])
@@ -974,13 +980,26 @@ static int dlq_purge(ofctl_ctx *ctx, int argc, char **argv)
         return ofctl_usage_error(ctx, "dlq purge",
                                  all ? "--all and --before cannot be combined"
                                      : "give --all or --before P:O");
-    ofctl_kafka k;
-    int rc = open_kafka(ctx, &k, "ofctl");
+    int rc = ofctl_ctx_config(ctx);
     if (rc != OFCTL_EXIT_OK)
         return rc;
     char topic[OFCTL_NAME_MAX];
     ofctl_topic_name(ctx->cfg.c.topic_prefix, argv[optind], topic,
                      sizeof topic);
+    /* Deleting records is for good: a topic that is not a DLQ holds
+     * accepted payments or outcomes (issue 15, defect 9). */
+    if (!force && !ofctl_is_dlq_topic(ctx->cfg.c.topic_prefix, topic))
+        return ofctl_usage_error(
+            ctx, "dlq purge",
+            "%s is not a dead-letter topic (the DLQ topics are %s%s and "
+            "%s%s): its records would be deleted for good; add --force to "
+            "purge it anyway",
+            topic, ctx->cfg.c.topic_prefix, ofctl_dlq_topic_bases[0],
+            ctx->cfg.c.topic_prefix, ofctl_dlq_topic_bases[1]);
+    ofctl_kafka k;
+    rc = open_kafka(ctx, &k, "ofctl");
+    if (rc != OFCTL_EXIT_OK)
+        return rc;
     char err[512] = "";
     int32_t npart = 0;
     of_status st = ofctl_kafka_partitions(&k, topic, &npart, err, sizeof err);
@@ -1045,8 +1064,11 @@ static int dlq_purge(ofctl_ctx *ctx, int argc, char **argv)
     }
     if (!yes && isatty(STDIN_FILENO) == 1) {
         char q[OFCTL_NAME_MAX + 128];
-        snprintf(q, sizeof q, "Delete %lld record%s from %s (%zu partition%s)?",
-                 total, total == 1 ? "" : "s", topic, n, n == 1 ? "" : "s");
+        snprintf(q, sizeof q, "Delete %lld record%s from %s (%zu partition%s)%s?",
+                 total, total == 1 ? "" : "s", topic, n, n == 1 ? "" : "s",
+                 ofctl_is_dlq_topic(ctx->cfg.c.topic_prefix, topic)
+                     ? ""
+                     : ", which is NOT a dead-letter topic");
         if (!confirm(ctx, q)) {
             ofctl_errorf(ctx, "purge cancelled: nothing deleted");
             rc = OFCTL_EXIT_FAIL;

@@ -122,6 +122,35 @@ static void test_bad_config_is_usage(void **state)
     unsetenv("OF_ADMIN_TOKEN");
 }
 
+/* Issue 15, defect 9: purge refuses a topic that is not a DLQ unless
+ * --force, before it talks to Kafka (the broker here is a closed loopback
+ * port: without the check the command would fail with 1, not 2). */
+static void test_purge_refuses_non_dlq(void **state)
+{
+    (void)state;
+    setenv("OF_KAFKA_BROKERS", "127.0.0.1:1", 1);
+    setenv("OF_OFCTL_TIMEOUT", "1s", 1);
+    setenv("OF_TOPIC_PREFIX", "t1.", 1);
+    assert_int_equal(RUN("ofctl", "dlq", "purge", "payment.success", "--before",
+                         "0:1", "--yes"),
+                     OFCTL_EXIT_USAGE);
+    assert_int_equal(RUN("ofctl", "dlq", "purge", "t1.notify.retry.1", "--all",
+                         "--yes"),
+                     OFCTL_EXIT_USAGE);
+    assert_int_equal(RUN("ofctl", "dlq", "purge", "t2.notify.dlq", "--all",
+                         "--yes"),
+                     OFCTL_EXIT_USAGE);
+    /* A DLQ topic (or --force) goes on to Kafka, which is not there. */
+    assert_int_equal(RUN("ofctl", "dlq", "purge", "notify.dlq", "--all", "--yes"),
+                     OFCTL_EXIT_FAIL);
+    assert_int_equal(RUN("ofctl", "dlq", "purge", "payment.success", "--all",
+                         "--yes", "--force"),
+                     OFCTL_EXIT_FAIL);
+    unsetenv("OF_KAFKA_BROKERS");
+    unsetenv("OF_OFCTL_TIMEOUT");
+    unsetenv("OF_TOPIC_PREFIX");
+}
+
 static void test_topic_names(void **state)
 {
     (void)state;
@@ -145,6 +174,29 @@ static void test_topic_names(void **state)
                         "t1.notify.dlq");
     assert_string_equal(ofctl_topic_name("", "notify.dlq", out, sizeof out),
                         "notify.dlq");
+}
+
+/* The decision behind `dlq purge`'s refusal (issue 15, defect 9). */
+static void test_is_dlq_topic(void **state)
+{
+    (void)state;
+    assert_true(ofctl_is_dlq_topic("", "payment.success.dlq"));
+    assert_true(ofctl_is_dlq_topic("", "notify.dlq"));
+    assert_true(ofctl_is_dlq_topic(NULL, "notify.dlq"));
+    assert_true(ofctl_is_dlq_topic("t1.", "t1.payment.success.dlq"));
+    assert_true(ofctl_is_dlq_topic("t1.", "t1.notify.dlq"));
+    assert_false(ofctl_is_dlq_topic("", "payment.success"));
+    assert_false(ofctl_is_dlq_topic("", "order.fulfilled"));
+    assert_false(ofctl_is_dlq_topic("", "order.compensation"));
+    assert_false(ofctl_is_dlq_topic("", "notify.retry.1"));
+    assert_false(ofctl_is_dlq_topic("t1.", "t1.payment.success"));
+    assert_false(ofctl_is_dlq_topic("t1.", "notify.dlq"));     /* no prefix */
+    assert_false(ofctl_is_dlq_topic("t1.", "t2.notify.dlq"));  /* another one */
+    assert_false(ofctl_is_dlq_topic("", "t1.notify.dlq"));
+    assert_false(ofctl_is_dlq_topic("", "notify.dlq.old"));
+    assert_false(ofctl_is_dlq_topic("", "my.notify.dlq"));
+    assert_false(ofctl_is_dlq_topic("", ""));
+    assert_false(ofctl_is_dlq_topic("", NULL));
 }
 
 static void test_config_load(void **state)
@@ -181,14 +233,17 @@ int main(void)
                           "OF_NOTIFY_RETRY_DELAYS", "OF_ADMIN_TOKEN",
                           "OF_WEBHOOK_SECRETS", "OF_TOPIC_REPLICATION",
                           "OF_PAYMENT_GW_URL", "OF_INVENTORY_URL",
-                          "OF_KAFKA_BROKERS", "OF_LOG_LEVEL", "OF_HTTP_PORT"};
+                          "OF_KAFKA_BROKERS", "OF_LOG_LEVEL", "OF_HTTP_PORT",
+                          "OF_OFCTL_TIMEOUT"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_bad_config_is_usage),
+        cmocka_unit_test(test_purge_refuses_non_dlq),
         cmocka_unit_test(test_topic_names),
+        cmocka_unit_test(test_is_dlq_topic),
         cmocka_unit_test(test_config_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

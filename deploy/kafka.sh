@@ -4,7 +4,9 @@
 #
 #   kafka.sh fetch                        copy the jars into $OF_KAFKA_JARS
 #                                         (default var/kafka/lib); skipped when
-#                                         already complete
+#                                         already complete. Writes Kafka's own
+#                                         tools (kafka-topics.sh, ...) into the
+#                                         bin/ beside that dir (var/kafka/bin)
 #   kafka.sh start DATA_DIR PORT CTL_PORT write config, format if needed, start
 #                                         in the background, wait until ready
 #   kafka.sh stop DATA_DIR                SIGTERM, wait, SIGKILL after 30 s
@@ -32,7 +34,7 @@ stop_timeout=30
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 log() { echo "kafka.sh: $*" >&2; }
 usage() {
-    sed -n '5,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -50,9 +52,66 @@ jars_complete() {
         && compgen -G "$jars/kafka_2.13-*.jar" >/dev/null
 }
 
+# Kafka's command-line tools, run from the fetched jars the way the Kafka
+# distribution's bin/kafka-run-class.sh runs them: bin/kafka-run-class.sh
+# (honours KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS, KAFKA_LOG4J_OPTS,
+# KAFKA_OPTS and JAVA_HOME as Kafka's does) and one script per tool naming
+# its main class (the classes of Kafka 3.9.1's own bin/ scripts).
+tools=(
+    kafka-topics.sh:org.apache.kafka.tools.TopicCommand
+    kafka-consumer-groups.sh:org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
+    kafka-console-consumer.sh:org.apache.kafka.tools.consumer.ConsoleConsumer
+    kafka-console-producer.sh:kafka.tools.ConsoleProducer
+    kafka-get-offsets.sh:org.apache.kafka.tools.GetOffsetShell
+    kafka-configs.sh:kafka.admin.ConfigCommand
+    kafka-metadata-quorum.sh:org.apache.kafka.tools.MetadataQuorumCommand
+)
+
+write_tools() {
+    local bin tool name class
+    bin="$(dirname "$jars")/bin"
+    mkdir -p "$bin"
+    printf '%s\n' \
+        '# Written by deploy/kafka.sh: the tools log warnings to stderr, as Kafka'"'"'s own.' \
+        'log4j.rootLogger=WARN, stderr' \
+        'log4j.appender.stderr=org.apache.log4j.ConsoleAppender' \
+        'log4j.appender.stderr.layout=org.apache.log4j.PatternLayout' \
+        'log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n' \
+        'log4j.appender.stderr.Target=System.err' >"$bin/tools-log4j.properties"
+    # Unquoted heredoc: $jars is filled in now, \$ stays for run time.
+    cat >"$bin/kafka-run-class.sh.tmp" <<EOF
+#!/usr/bin/env bash
+# Written by deploy/kafka.sh: runs a class of Kafka 3.9.1 from the jars in
+# $jars, like the Kafka distribution's bin/kafka-run-class.sh.
+#   kafka-run-class.sh CLASS [ARGS...]
+set -euo pipefail
+bin="\$(cd "\$(dirname "\${BASH_SOURCE[0]}")" && pwd)"
+jars="\${OF_KAFKA_JARS:-$jars}"
+if [[ -n "\${JAVA_HOME:-}" ]]; then java="\$JAVA_HOME/bin/java"; else java="\${JAVA:-java}"; fi
+# shellcheck disable=SC2086
+exec "\$java" \${KAFKA_HEAP_OPTS:--Xmx256M} \\
+    \${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true} \\
+    \${KAFKA_LOG4J_OPTS:--Dlog4j.configuration=file:\$bin/tools-log4j.properties} \\
+    \${KAFKA_OPTS:-} -cp "\$jars/*" "\$@"
+EOF
+    chmod 755 "$bin/kafka-run-class.sh.tmp"
+    mv "$bin/kafka-run-class.sh.tmp" "$bin/kafka-run-class.sh"
+    for tool in "${tools[@]}"; do
+        name="${tool%%:*}" class="${tool#*:}"
+        cat >"$bin/$name.tmp" <<EOF
+#!/usr/bin/env bash
+# Written by deploy/kafka.sh: Kafka 3.9.1's $name ($class).
+exec "\$(dirname "\${BASH_SOURCE[0]}")/kafka-run-class.sh" $class "\$@"
+EOF
+        chmod 755 "$bin/$name.tmp"
+        mv "$bin/$name.tmp" "$bin/$name"
+    done
+}
+
 cmd_fetch() {
     [[ -r "$pom" ]] || die "missing $pom"
     if jars_complete; then
+        write_tools
         return 0
     fi
     command -v mvn >/dev/null 2>&1 || die "mvn not found (run deploy/install-deps.sh)"
@@ -72,6 +131,7 @@ cmd_fetch() {
     rm -rf "$jars"
     mkdir -p "$(dirname "$jars")"
     mv "$tmp" "$jars"
+    write_tools
 }
 
 # --- process helpers ---------------------------------------------------------

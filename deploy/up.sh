@@ -6,7 +6,8 @@
 # stock, waits until every /readyz answers 200 and prints where things are.
 # Running it again starts only what is not running.
 #
-# State: var/pg (PostgreSQL data), var/kafka (broker data + jars), var/log
+# State: var/pg (PostgreSQL data), var/kafka (broker data, jars, Kafka's own
+# tools in var/kafka/bin), var/log
 # (one log per process), var/run (pid files), var/env.sh (OF_* for ofctl).
 #
 # Ports (env): OF_PG_PORT 5433, OF_KAFKA_PORT 9092, OF_KAFKA_CONTROLLER_PORT
@@ -248,6 +249,8 @@ orderflow is up.
   kafka        $OF_KAFKA_BROKERS
   postgresql   $OF_PG_DSN
   logs         var/log/{payment-gw,inventory,notify,sink}.log
+  kafka tools  var/kafka/bin/kafka-topics.sh --bootstrap-server ${OF_KAFKA_BROKERS%%,*} --list
+               (also kafka-consumer-groups.sh, kafka-console-consumer.sh, kafka-console-producer.sh)
   every service: /healthz /readyz /metrics
 
   webhook secret (dev): $(show_secret "$OF_WEBHOOK_SECRETS" "$dev_webhook_secret")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -341,3 +342,41 @@ def test_up_refuses_binaries_linked_to_old_librdkafka(tmp_path):
     assert r.returncode != 0
     assert "links librdkafka 2.0.2" in r.stderr and "needs >= 2.3" in r.stderr, r.stderr
     assert not calls.exists() or "mvn" not in calls.read_text(), "up.sh went on past the check"
+
+
+# --- Kafka's own tools (var/kafka/bin, written by deploy/kafka.sh fetch) ---------
+
+def _kafka_tool(name: str, *args: str, input: str | None = None, timeout: float = 60):
+    import os
+
+    from harness.util import REPO_ROOT
+    jars = Path(os.environ.get("OF_KAFKA_JARS", REPO_ROOT / "var" / "kafka" / "lib"))
+    tool = (REPO_ROOT / jars).parent / "bin" / name
+    assert tool.exists(), f"{tool} missing (deploy/kafka.sh fetch writes it)"
+    return subprocess.run([str(tool), *args], capture_output=True, text=True, input=input, timeout=timeout)
+
+
+def test_kafka_tools_against_a_live_broker(kafka, ns):
+    """Issue 15 defect 7: Kafka's own kafka-topics.sh, console producer and
+    consumer and kafka-consumer-groups.sh work from var/kafka/bin: they list
+    the topics, move a record, and describe the group that read it."""
+    b = kafka.bootstrap
+    r = _kafka_tool("kafka-topics.sh", "--bootstrap-server", b, "--list")
+    assert r.returncode == 0, r.stderr
+    assert set(ns.topics) <= set(r.stdout.split())
+    topic = ns.topic("payment.success")
+    r = _kafka_tool("kafka-topics.sh", "--bootstrap-server", b, "--describe", "--topic", topic)
+    assert r.returncode == 0 and f"Topic: {topic}" in r.stdout and "PartitionCount: 3" in r.stdout, r.stdout
+    r = _kafka_tool("kafka-console-producer.sh", "--bootstrap-server", b, "--topic", topic,
+                    "--property", "parse.key=true", "--property", "key.separator=|", input="ord_tool|hello\n")
+    assert r.returncode == 0, r.stderr
+    group = ns.group("toolcheck")
+    r = _kafka_tool("kafka-console-consumer.sh", "--bootstrap-server", b, "--topic", topic, "--group", group,
+                    "--from-beginning", "--max-messages", "1", "--property", "print.key=true",
+                    "--timeout-ms", "30000")
+    assert r.returncode == 0 and "ord_tool\thello" in r.stdout, r.stdout + r.stderr
+    r = _kafka_tool("kafka-consumer-groups.sh", "--bootstrap-server", b, "--describe", "--group", group)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith(group)]
+    assert {row[2] for row in rows} == {"0", "1", "2"}, r.stdout  # every partition, committed
+    assert sum(int(row[3]) for row in rows) == 1 and all(row[5] == "0" for row in rows), r.stdout

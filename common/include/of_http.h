@@ -141,4 +141,8 @@ void of_http_suspend(of_http_req *r);
 /* The standard reason phrase for a status ("Accepted"). */
 const char *of_http_reason(unsigned status);
 
+/* True when s is a non-empty RFC 9110 token (field names, auth schemes:
+ * 1*tchar, at most 256 bytes). Pure. */
+bool of_http_token_valid(const char *s);
+
 #endif

@@ -44,6 +44,12 @@ of_sig_result of_sig_verify(const char *header, const void *body,
 /* A precise, non-secret detail sentence for a 401 answer. Never NULL. */
 const char *of_sig_result_detail(of_sig_result r);
 
+/* The same sentence naming `header` (the configured signature header,
+ * e.g. "Stripe-Signature"; NULL = "X-Signature") instead of X-Signature,
+ * written into out (truncated to outlen). Returns out. */
+const char *of_sig_result_describe(of_sig_result r, const char *header,
+                                   char *out, size_t outlen);
+
 /* Short token ("missing", "malformed", "expired", "mismatch", "ok"). */
 const char *of_sig_result_str(of_sig_result r);
 

@@ -172,6 +172,26 @@ const char *of_http_reason(unsigned status)
     return (p && *p) ? p : "Unknown";
 }
 
+bool of_http_token_valid(const char *s)
+{
+    /* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+     *         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (!s || !*s)
+        return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                     (c >= 'A' && c <= 'Z');
+        if (!alnum && !strchr(extra, c))
+            return false;
+        if (n >= 256)
+            return false;
+    }
+    return true;
+}
+
 static void req_free(of_http_req *r)
 {
     if (!r)

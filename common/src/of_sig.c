@@ -193,6 +193,36 @@ const char *of_sig_result_detail(of_sig_result r)
     return "The signature could not be verified.";
 }
 
+const char *of_sig_result_describe(of_sig_result r, const char *header,
+                                   char *out, size_t outlen)
+{
+    if (out == NULL || outlen == 0)
+        return "";
+    if (header == NULL || *header == '\0')
+        header = "X-Signature";
+    switch (r) {
+    case OF_SIG_MISSING:
+        snprintf(out, outlen, "The %s header is missing.", header);
+        break;
+    case OF_SIG_MALFORMED:
+        snprintf(out, outlen,
+                 "The %s header is malformed: expected "
+                 "t=<unix seconds>,v1=<64 hex chars of HMAC-SHA256>.",
+                 header);
+        break;
+    case OF_SIG_EXPIRED:
+        snprintf(out, outlen,
+                 "The %s timestamp is more than 300 seconds away from the "
+                 "server clock.",
+                 header);
+        break;
+    default:
+        snprintf(out, outlen, "%s", of_sig_result_detail(r));
+        break;
+    }
+    return out;
+}
+
 const char *of_sig_result_str(of_sig_result r)
 {
     switch (r) {

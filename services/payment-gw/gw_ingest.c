@@ -36,6 +36,8 @@
 struct gw_ingest {
     of_kafka_producer *producer; /* not owned */
     char *topic;
+    char *sig_header;
+    char challenge[320]; /* WWW-Authenticate of every 401 */
     char **secrets;
     size_t nsecrets;
     bool allow_unsigned;
@@ -256,6 +258,8 @@ static void reject(gw_ingest *g, of_http_req *req, unsigned status,
                    const char *result)
 {
     count(g, result);
+    if (status == 401)
+        of_http_add_header(req, "WWW-Authenticate", g->challenge);
     of_http_respond_problem(req, status, type, NULL, detail, errors);
 }
 
@@ -306,13 +310,16 @@ void gw_ingest_handle(of_http_req *req, void *ud)
     const char *body = of_http_req_body(req, &blen);
     if (!g->allow_unsigned) {
         of_sig_result sr = of_sig_verify(
-            of_http_req_header(req, "X-Signature"), body, blen,
+            of_http_req_header(req, g->sig_header), body, blen,
             (const char *const *)g->secrets, g->nsecrets, of_now_ms() / 1000,
             OF_SIG_TOLERANCE_S);
         if (sr != OF_SIG_OK) {
             of_log(OF_LOG_DEBUG, OF_KV("reason", of_sig_result_str(sr)),
                    "payment rejected: signature");
-            reject(g, req, 401, PROBLEM_SIGNATURE, of_sig_result_detail(sr),
+            char detail[200];
+            reject(g, req, 401, PROBLEM_SIGNATURE,
+                   of_sig_result_describe(sr, g->sig_header, detail,
+                                          sizeof detail),
                    NULL, "unauthorized");
             return;
         }
@@ -419,10 +426,23 @@ void gw_ingest_handle(of_http_req *req, void *ud)
 /* --------------------------------------------------------------------- */
 /* Life cycle                                                             */
 
+/* RFC 9110 section 11.6.1: a 401 carries a challenge. The scheme token
+ * names the algorithm (like AWS's AWS4-HMAC-SHA256); the header parameter
+ * tells the client where the t=...,v1=... value goes. */
+const char *gw_ingest_challenge(const char *header, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "HMAC-SHA256 realm=\"payment-gw\", header=\"%s\"",
+             header != NULL ? header : "X-Signature");
+    return out;
+}
+
 gw_ingest *gw_ingest_new(const gw_ingest_opts *o, char *err, size_t errlen)
 {
+    const char *sig_header = o->sig_header != NULL ? o->sig_header
+                                                   : "X-Signature";
     if (o->producer == NULL || o->topic == NULL ||
-        (o->nsecrets == 0 && !o->allow_unsigned) || o->ack_timeout_ms <= 0) {
+        (o->nsecrets == 0 && !o->allow_unsigned) || o->ack_timeout_ms <= 0 ||
+        !of_http_token_valid(sig_header) || strlen(sig_header) > 200) {
         of_seterr(err, errlen, "gw_ingest_new: inconsistent options");
         return NULL;
     }
@@ -437,8 +457,10 @@ gw_ingest *gw_ingest_new(const gw_ingest_opts *o, char *err, size_t errlen)
     g->retry_after_s = o->retry_after_s > 0 ? o->retry_after_s : 1;
     atomic_init(&g->fatal, false);
     g->topic = strdup(o->topic);
+    g->sig_header = strdup(sig_header);
+    gw_ingest_challenge(sig_header, g->challenge, sizeof g->challenge);
     g->secrets = calloc(o->nsecrets + 1, sizeof *g->secrets);
-    bool ok = g->topic != NULL && g->secrets != NULL;
+    bool ok = g->topic != NULL && g->sig_header != NULL && g->secrets != NULL;
     for (size_t i = 0; ok && i < o->nsecrets; i++) {
         g->secrets[i] = strdup(o->secrets[i]);
         ok = g->secrets[i] != NULL;
@@ -500,6 +522,7 @@ void gw_ingest_free(gw_ingest *g)
         gw_acker_destroy(g->acker);
     }
     free(g->topic);
+    free(g->sig_header);
     if (g->secrets != NULL) {
         for (size_t i = 0; i < g->nsecrets; i++) {
             /* Wipe secrets before giving the memory back. */

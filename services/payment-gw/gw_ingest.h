@@ -5,7 +5,9 @@
  *
  *   415  Content-Type is not application/json (parameters allowed, only
  *        charset=utf-8)
- *   401  X-Signature missing / malformed / expired / mismatch
+ *   401  signature header (X-Signature, or OF_GW_SIGNATURE_HEADER) missing /
+ *        malformed / expired / mismatch; always with
+ *        WWW-Authenticate: HMAC-SHA256 realm="payment-gw", header="<name>"
  *   400  malformed JSON or a broken rule (every failing field listed)
  *   202  the delivery report says the record is durably in Kafka
  *   503  Kafka refused it or did not acknowledge within the deadline
@@ -31,6 +33,8 @@ typedef struct gw_ingest gw_ingest;
 typedef struct gw_ingest_opts {
     of_kafka_producer *producer; /* required; not owned */
     const char *topic;           /* full topic name (prefix applied) */
+    const char *sig_header;      /* signature header name (a valid token);
+                                    NULL = "X-Signature" */
     const char *const *secrets;  /* signing secrets (rotation: any passes) */
     size_t nsecrets;             /* 0 only with allow_unsigned */
     bool allow_unsigned;         /* skip signature checks (nsecrets == 0) */
@@ -56,6 +60,11 @@ size_t gw_ingest_expire_all(gw_ingest *g);
 /* True once the producer reported a fatal error (the process should
  * stop with exit status 1). */
 bool gw_ingest_fatal(gw_ingest *g);
+
+/* The WWW-Authenticate challenge sent with every 401 for signature header
+ * `header`: 'HMAC-SHA256 realm="payment-gw", header="<header>"' into out.
+ * Returns out. Pure. */
+const char *gw_ingest_challenge(const char *header, char *out, size_t outlen);
 
 /* Frees g. Destroy the producer first so that no delivery report comes
  * later; waiting requests are answered 503. NULL-safe. */

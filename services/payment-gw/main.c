@@ -25,6 +25,7 @@
 typedef struct gw_config {
     of_common_config c;
     of_cfg_list secrets;
+    char *sig_header;
     bool allow_unsigned;
     int64_t ack_timeout_ms;
     int64_t retry_after_ms;
@@ -41,6 +42,10 @@ static const of_cfg_entry cfg_table[] = {
     OF_COMMON_CFG_ENTRIES(&cfg.c, "8080"),
     {"OF_WEBHOOK_SECRETS", OF_CFG_LIST, &cfg.secrets, "", 0, 0, OF_CFG_SECRET,
      "comma-separated signing secrets; any one verifies (rotation)"},
+    {"OF_GW_SIGNATURE_HEADER", OF_CFG_STR, &cfg.sig_header, "X-Signature", 0,
+     0, 0,
+     "name of the request header carrying t=<unix>,v1=<hex> (an HTTP "
+     "token, e.g. Stripe-Signature)"},
     {"OF_ALLOW_UNSIGNED", OF_CFG_BOOL, &cfg.allow_unsigned, "0", 0, 0, 0,
      "1 = accept unsigned requests, only when OF_WEBHOOK_SECRETS is empty"},
     {"OF_GW_ACK_TIMEOUT", OF_CFG_DURATION, &cfg.ack_timeout_ms, "5s", 100,
@@ -140,6 +145,13 @@ int main(int argc, char **argv)
         return 2;
     }
     of_log_init(SERVICE, (of_log_level)cfg.c.log_level);
+    if (!of_http_token_valid(cfg.sig_header) || strlen(cfg.sig_header) > 200) {
+        of_log(OF_LOG_FATAL, NULL,
+               "bad configuration: OF_GW_SIGNATURE_HEADER: must be an HTTP "
+               "header name (1-200 letters, digits or !#$%%&'*+-.^_`|~)");
+        of_config_free(cfg_table, CFG_N);
+        return 2;
+    }
 
     bool unsigned_mode = false;
     if (cfg.secrets.n == 0) {
@@ -193,6 +205,7 @@ int main(int argc, char **argv)
     gw_ingest_opts io = {
         .producer = producer,
         .topic = topic,
+        .sig_header = cfg.sig_header,
         .secrets = (const char *const *)cfg.secrets.items,
         .nsecrets = cfg.secrets.n,
         .allow_unsigned = unsigned_mode,

@@ -296,6 +296,8 @@ def test_signature_vectors(gw):
         r = _sig_post(gw, b, sig)
         doc = assert_problem(r, 401)
         assert detail in doc["detail"], (name, doc)
+        # RFC 9110 11.6.1: every 401 carries a challenge.
+        assert r.headers.get("WWW-Authenticate") == CHALLENGE % "X-Signature", (name, r.headers)
         assert WEBHOOK_SECRET not in r.text and mac(WEBHOOK_SECRET, now) not in r.text, name
 
     # Within the window both ways.
@@ -311,6 +313,42 @@ def test_signature_vectors(gw):
     assert r.status_code == 202, r.text
     multi_bad = f"t={now},v1={mac('a', now, b)},v1={mac('b', now, b)}"
     assert_problem(_sig_post(gw, b, multi_bad), 401)
+
+
+CHALLENGE = 'HMAC-SHA256 realm="payment-gw", header="%s"'
+
+
+def test_signature_header_is_configurable(gw_services):
+    """OF_GW_SIGNATURE_HEADER names the header: a provider sending
+    Stripe-Signature in the same t=,v1= scheme works unchanged; X-Signature
+    is then just another header; a value that is not an HTTP token stops
+    the gateway (exit 2, naming the variable)."""
+    for bad in ("Stripe Signature", "X-Sig:", "", "Sig\"nature", "x" * 201):
+        svc = gw_services.start("payment-gw", env={"OF_GW_SIGNATURE_HEADER": bad},
+                                wait_ready=False)
+        assert svc.wait_exit(30) == 2, bad
+        assert "OF_GW_SIGNATURE_HEADER" in svc.log(), (bad, svc.log(20))
+
+    gw = gw_services.start("payment-gw", env={"OF_GW_SIGNATURE_HEADER": "Stripe-Signature"})
+    body = encode(payment())
+    sig = sign(body, WEBHOOK_SECRET)
+    r = post_raw(gw, body, {"Content-Type": "application/json", "Stripe-Signature": sig})
+    assert r.status_code == 202, r.text
+    # Header names are case-insensitive.
+    b2 = encode(payment())
+    r = post_raw(gw, b2, {"Content-Type": "application/json",
+                          "stripe-signature": sign(b2, WEBHOOK_SECRET)})
+    assert r.status_code == 202, r.text
+
+    b3 = encode(payment())
+    r = post_raw(gw, b3, {"Content-Type": "application/json", "X-Signature": sign(b3, WEBHOOK_SECRET)})
+    doc = assert_problem(r, 401)
+    assert doc["detail"] == "The Stripe-Signature header is missing.", doc
+    assert r.headers.get("WWW-Authenticate") == CHALLENGE % "Stripe-Signature", r.headers
+    r = post_raw(gw, b3, {"Content-Type": "application/json", "Stripe-Signature": "t=1,v1=zz"})
+    doc = assert_problem(r, 401)
+    assert "Stripe-Signature header is malformed" in doc["detail"], doc
+    assert r.headers.get("WWW-Authenticate") == CHALLENGE % "Stripe-Signature", r.headers
 
 
 def test_signature_secret_rotation(gw_services):

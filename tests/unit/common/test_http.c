@@ -792,6 +792,27 @@ static void test_bad_start(void **state)
     of_http_stop(s, 0);
 }
 
+static void test_token_valid(void **state)
+{
+    (void)state;
+    const char *ok[] = {"X-Signature", "Stripe-Signature", "a", "x!#$%&'*+-.^_`|~9"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!of_http_token_valid(ok[i]))
+            fail_msg("'%s' is a token", ok[i]);
+    const char *bad[] = {"", "X Sig", "X-Sig:", "Sig\"x", "a,b", "(x)",
+                         "caf\xc3\xa9", "tab\there", "a/b", "a=b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (of_http_token_valid(bad[i]))
+            fail_msg("'%s' is not a token", bad[i]);
+    assert_false(of_http_token_valid(NULL));
+    char big[300];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_false(of_http_token_valid(big));
+    big[256] = '\0';
+    assert_true(of_http_token_valid(big));
+}
+
 int main(void)
 {
     of_log_init("test_http", OF_LOG_ERROR);
@@ -815,6 +836,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_with_suspended, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_start, setup, teardown),
+        cmocka_unit_test(test_token_valid),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

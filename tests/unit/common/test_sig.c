@@ -162,6 +162,27 @@ static void test_strings_and_ct_equal(void **state)
     assert_true(of_ct_equal("", 0, "", 0));
 }
 
+static void test_describe_names_the_header(void **state)
+{
+    (void)state;
+    char d[200];
+    assert_string_equal(of_sig_result_describe(OF_SIG_MISSING, "Stripe-Signature",
+                                               d, sizeof d),
+                        "The Stripe-Signature header is missing.");
+    of_sig_result_describe(OF_SIG_MALFORMED, "Stripe-Signature", d, sizeof d);
+    assert_non_null(strstr(d, "The Stripe-Signature header is malformed"));
+    of_sig_result_describe(OF_SIG_EXPIRED, "Stripe-Signature", d, sizeof d);
+    assert_non_null(strstr(d, "Stripe-Signature timestamp"));
+    assert_string_equal(of_sig_result_describe(OF_SIG_MISMATCH, "Stripe-Signature",
+                                               d, sizeof d),
+                        of_sig_result_detail(OF_SIG_MISMATCH));
+    /* NULL: the contract's header, same text as of_sig_result_detail. */
+    for (int r = OF_SIG_OK; r <= OF_SIG_MISMATCH; r++)
+        assert_string_equal(of_sig_result_describe((of_sig_result)r, NULL, d,
+                                                   sizeof d),
+                            of_sig_result_detail((of_sig_result)r));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_window),
         cmocka_unit_test(test_two_v1_and_rotation),
         cmocka_unit_test(test_strings_and_ct_equal),
+        cmocka_unit_test(test_describe_names_the_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,10 +3,16 @@
 providers in `make up` and docker-compose. Logs every request as one JSON line
 on stdout (make up sends it to var/log/sink.log) and answers 200.
 
+"body" is the request body exactly as received, as a JSON string (UTF-8; a
+body that is not UTF-8 is logged as "body_base64" instead), never parsed and
+re-serialised: json.loads(line)["body"].encode() are the bytes notify signed,
+so X-Signature can be checked from the log.
+
 usage: devsink.py [--host 127.0.0.1] [--port 8099]   (env OF_SINK_PORT too)
 """
 
 import argparse
+import base64
 import json
 import os
 import signal
@@ -27,10 +33,6 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
         if self.command == "GET" and self.path == "/ready":  # make up's readiness probe
             entry = None
         else:
@@ -39,8 +41,11 @@ class Handler(BaseHTTPRequestHandler):
                 "method": self.command,
                 "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() in SHOWN_HEADERS},
-                "body": parsed if parsed is not None else body.decode("utf-8", "replace"),
             }
+            try:
+                entry["body"] = body.decode("utf-8")
+            except UnicodeDecodeError:
+                entry["body_base64"] = base64.b64encode(body).decode("ascii")
         if entry is not None:
             sys.stdout.write(json.dumps(entry, sort_keys=True) + "\n")
             sys.stdout.flush()

@@ -1,7 +1,7 @@
 """Static checks of docker-compose.yml and deploy/Dockerfile (no Docker needed):
 the services, images, ports, healthchecks and start order the contract
 promises, only documented OF_* variables, and the image's package list in
-step with deploy/packages.txt."""
+step with deploy/packages.txt. Also: the docs' paths to other docs exist."""
 
 from __future__ import annotations
 
@@ -259,3 +259,20 @@ def test_compose_sink_uses_devsink(compose):
     sink = compose["services"]["sink"]
     assert any("deploy/devsink.py" in v for v in sink["volumes"])
     assert Path(REPO_ROOT / "deploy" / "devsink.py").exists()
+
+
+def test_docs_name_only_paths_that_exist():
+    """Issue 15 defect 10: docs/ARCHITECTURE.md sent readers to
+    ../shared/CONTRACT.md, which is not in the repository. Every markdown
+    link to a .md file, and every `path/to/file.md` in backticks, in README.md
+    and docs/ resolves to a file inside the repository (from the doc's folder
+    or the repository root)."""
+    root = REPO_ROOT.resolve()
+    missing = []
+    for doc in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        for m in re.finditer(r"`([\w./-]+/[\w.-]+\.md)`|\]\(([^)\s#]+\.md)(?:#[^)]*)?\)", doc.read_text()):
+            path = m.group(1) or m.group(2)
+            if not any((base / path).resolve().is_file() and root in (base / path).resolve().parents
+                       for base in (doc.parent, REPO_ROOT)):
+                missing.append(f"{doc.relative_to(REPO_ROOT)}: {path}")
+    assert not missing, f"docs name files that are not in the repository: {missing}"

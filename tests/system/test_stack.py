@@ -380,3 +380,45 @@ def test_kafka_tools_against_a_live_broker(kafka, ns):
     rows = [line.split() for line in r.stdout.splitlines() if line.startswith(group)]
     assert {row[2] for row in rows} == {"0", "1", "2"}, r.stdout  # every partition, committed
     assert sum(int(row[3]) for row in rows) == 1 and all(row[5] == "0" for row in rows), r.stdout
+
+
+# --- the dev sink of make up (deploy/devsink.py) -----------------------------------
+
+def test_devsink_logs_the_exact_body(tmp_path):
+    """Issue 15 defect 10: the dev sink parsed bodies and logged them
+    re-serialised (keys sorted, escapes and spacing changed), so a signature
+    could not be checked from var/log/sink.log. The logged body must be the
+    bytes received: the signature over them verifies."""
+    import base64
+    import hashlib
+    import hmac
+
+    from harness.util import REPO_ROOT, free_port
+    port = free_port()
+    log = tmp_path / "sink.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-u", str(REPO_ROOT / "deploy" / "devsink.py"),
+                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/ready", timeout=1).ok, timeout=10)
+        body = '{"z":1, "a":"caf\\u00e9 ☕","n":1.50,"nested":{"b":[1,2],"a":null}}'.encode()
+        sig = sign(body, "dev-notify-secret", t=1700000000)
+        r = requests.post(f"http://127.0.0.1:{port}/webhook", data=body,
+                          headers={"Content-Type": "application/json", "X-Signature": sig}, timeout=5)
+        assert r.status_code == 200
+        binary = b"\xff\x00not utf-8"
+        assert requests.post(f"http://127.0.0.1:{port}/sms", data=binary, timeout=5).status_code == 200
+
+        def entries():
+            return [json.loads(line) for line in log.read_text().splitlines() if '"path"' in line]
+        got = wait_until(lambda: len(entries()) == 2 and entries(), timeout=10)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    logged = got[0]["body"].encode("utf-8")
+    assert logged == body
+    header = got[0]["headers"]["x-signature"]
+    t, v1 = (kv.split("=", 1)[1] for kv in header.split(","))
+    expected = hmac.new(b"dev-notify-secret", t.encode() + b"." + logged, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(v1, expected)
+    assert base64.b64decode(got[1]["body_base64"]) == binary and "body" not in got[1]

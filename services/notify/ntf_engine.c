@@ -378,18 +378,21 @@ void ntf_engine_free(ntf_engine *e)
     if (!e)
         return;
     /* Order matters: the delivery log threads stop first (they wake the
-     * sender); no HTTP callbacks after the sender is gone; delivery reports
-     * still due land in e->dr while the deliveries are alive. Work still
-     * in process is abandoned: its records' offsets were never stored, so
-     * they are consumed again. */
+     * sender). The producer goes before the sender: its final flush calls
+     * ntf_dr for the records still due, which queues each delivery on
+     * e->dr (the deliveries are still alive) and wakes the sender (issue
+     * 13: freeing the sender first crashed notify on shutdown). No HTTP
+     * callbacks after the sender is gone. Work still in process is
+     * abandoned: its records' offsets were never stored, so they are
+     * consumed again. */
     ntf_worker_stop(&e->lk);
     ntf_worker_stop(&e->wr);
-    ntf_sender_free(e->snd);
-    e->snd = NULL;
     if (e->prod) {
         of_kafka_producer_destroy(e->prod, 5000);
         e->prod = NULL;
     }
+    ntf_sender_free(e->snd);
+    e->snd = NULL;
     while (e->all_dlv) {
         ntf_dlv *d = e->all_dlv;
         NTF_UNLINK(e->all_dlv, d);

@@ -196,7 +196,8 @@ int ntf_sender_run(ntf_sender *s, int timeout_ms, int extra_fd)
 
 void ntf_sender_wakeup(ntf_sender *s)
 {
-    curl_multi_wakeup(s->multi);
+    if (s)
+        curl_multi_wakeup(s->multi);
 }
 
 size_t ntf_sender_inflight(const ntf_sender *s)

@@ -42,7 +42,7 @@ of_status ntf_sender_post(ntf_sender *s, const char *url, const char *body,
  * each finished one. Returns the number finished. */
 int ntf_sender_run(ntf_sender *s, int timeout_ms, int extra_fd);
 
-/* Wakes a thread blocked in ntf_sender_run(). Thread-safe. */
+/* Wakes a thread blocked in ntf_sender_run(). Thread-safe; NULL-safe. */
 void ntf_sender_wakeup(ntf_sender *s);
 
 /* Requests in flight. */

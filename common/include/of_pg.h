@@ -3,12 +3,28 @@
  *
  * One of_pg holds one connection, owned by one thread at a time. It
  * connects with application_name, reconnects with backoff when the
- * connection is bad, and classifies every failure by SQLSTATE:
- *   transient: class 08 (connection), 40001 serialization_failure,
- *              40P01 deadlock_detected, 57P01..57P03 (shutdown, cannot
- *              connect now), 53xxx (insufficient resources), 55P03
- *              lock_not_available, and a lost connection (no SQLSTATE);
- *   permanent: everything else (constraint violations, bad data, ...).
+ * connection is bad, and classifies every failure by SQLSTATE with one
+ * table (of_pg.c; docs/RELIABILITY.md shows it), by who is at fault:
+ *   the database (OF_ETRANSIENT: retry with backoff, never skip): a lost
+ *              connection (no SQLSTATE), 08 connection, 25 transaction
+ *              state (25006 read-only: a standby after a failover),
+ *              40 rollback (40001 serialization, 40P01 deadlock), 53
+ *              insufficient resources (disk full, out of memory, too many
+ *              connections), 55 prerequisite state (55P03 lock timeout),
+ *              57 operator intervention (57014 statement timeout or
+ *              cancel, 57P01-57P03 shutdown), 58 system error, 72, F0,
+ *              XX internal error, and every class not listed;
+ *   the record (OF_EPERMANENT: isolate it, dead-letter it with context):
+ *              22 data exception, 23 integrity violation, 40002, 54
+ *              program limit exceeded;
+ *   the setup  (OF_EFATAL: stop loudly): 42 syntax or access rule (an old
+ *              schema, a missing privilege), 3D/3F no such database or
+ *              schema, 28 authorization, 57P04 database dropped, 0A, 20,
+ *              21, P0 and the other classes that mean the SQL and the
+ *              server disagree.
+ * A failure to connect has no SQLSTATE and is always the database's
+ * (OF_ETRANSIENT), whatever its cause (refused, too many connections,
+ * wrong password, no such database): the log says which.
  */
 #ifndef OF_PG_H
 #define OF_PG_H
@@ -43,13 +59,18 @@ bool of_pg_connected(of_pg *pg);
  * the next of_pg_conn reconnects). */
 void of_pg_reset(of_pg *pg);
 
-/* Classifies a SQLSTATE (NULL = no SQLSTATE, e.g. connection lost:
- * transient). */
+/* Classifies a SQLSTATE by the table above: OF_ETRANSIENT, OF_EPERMANENT
+ * or OF_EFATAL (NULL or "" = no SQLSTATE, e.g. connection lost:
+ * OF_ETRANSIENT). Never OF_OK. */
 of_status of_pg_classify_sqlstate(const char *sqlstate);
+
+/* A static phrase naming the table row of a SQLSTATE ("operator
+ * intervention (...)"), for logs. Never NULL. */
+const char *of_pg_sqlstate_what(const char *sqlstate);
 
 /* Classifies a result: OF_OK for PGRES_COMMAND_OK/TUPLES_OK/
  * PIPELINE_SYNC, else by SQLSTATE; a NULL result or a bad connection is
- * transient. */
+ * transient, an empty query fatal (a bug). */
 of_status of_pg_classify(PGconn *conn, const PGresult *res);
 
 /* Runs one parameterised statement (text parameters, may be NULL values).

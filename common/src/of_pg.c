@@ -136,25 +136,101 @@ void of_pg_reset(of_pg *pg)
     pg->healthy = false;
 }
 
+/* The failure classification table: what a SQLSTATE says about who is at
+ * fault. Rows with a full five-character code win over the row of their
+ * class (first two characters); a class not listed is a condition of the
+ * database (retried), never the record's fault. docs/RELIABILITY.md shows
+ * this table; keep the two in step. */
+typedef struct sqlstate_row {
+    const char *code; /* "22" (a class) or "25006" (one condition) */
+    of_status st;     /* ETRANSIENT database, EPERMANENT record, EFATAL setup */
+    const char *what;
+} sqlstate_row;
+
+static const sqlstate_row sqlstate_table[] = {
+    /* Conditions of one record: isolate it (split the batch) and
+     * dead-letter it with context. */
+    {"22", OF_EPERMANENT, "data exception"},
+    {"23", OF_EPERMANENT, "integrity constraint violation"},
+    {"40002", OF_EPERMANENT, "integrity constraint violation at commit"},
+    {"54", OF_EPERMANENT, "program limit exceeded (a record or batch too big; "
+                          "the split isolates it)"},
+    /* Conditions of the database: retry with backoff, partitions paused,
+     * /readyz 503 while it lasts, never skip. */
+    {"08", OF_ETRANSIENT, "connection exception"},
+    {"25", OF_ETRANSIENT, "invalid transaction state (25006: read-only, e.g. "
+                          "a standby after a failover)"},
+    {"40", OF_ETRANSIENT, "transaction rollback (serialization failure, "
+                          "deadlock)"},
+    {"53", OF_ETRANSIENT, "insufficient resources (disk full, out of memory, "
+                          "too many connections)"},
+    {"55", OF_ETRANSIENT, "object not in prerequisite state (55P03 lock "
+                          "timeout)"},
+    {"57", OF_ETRANSIENT, "operator intervention (57014 statement timeout or "
+                          "cancel, 57P01-57P03 shutdown)"},
+    {"57P04", OF_EFATAL, "database dropped"},
+    {"58", OF_ETRANSIENT, "system error (I/O)"},
+    {"72", OF_ETRANSIENT, "snapshot too old"},
+    {"F0", OF_ETRANSIENT, "configuration file error"},
+    {"XX", OF_ETRANSIENT, "internal error (corruption: the operator must act)"},
+    /* Conditions of the setup: the schema, the privileges or the SQL do
+     * not match this binary. Retrying or dead-lettering cannot help: stop
+     * loudly (a restart re-runs the migrations). */
+    {"03", OF_EFATAL, "SQL statement not yet complete"},
+    {"0A", OF_EFATAL, "feature not supported"},
+    {"0B", OF_EFATAL, "invalid transaction initiation"},
+    {"0L", OF_EFATAL, "invalid grantor"},
+    {"0P", OF_EFATAL, "invalid role specification"},
+    {"20", OF_EFATAL, "case not found (a bug in a function)"},
+    {"21", OF_EFATAL, "cardinality violation (a bug in the SQL)"},
+    {"24", OF_EFATAL, "invalid cursor state"},
+    {"26", OF_EFATAL, "invalid SQL statement name"},
+    {"28", OF_EFATAL, "invalid authorization specification"},
+    {"2B", OF_EFATAL, "dependent privilege descriptors still exist"},
+    {"2D", OF_EFATAL, "invalid transaction termination"},
+    {"2F", OF_EFATAL, "SQL routine exception"},
+    {"34", OF_EFATAL, "invalid cursor name"},
+    {"38", OF_EFATAL, "external routine exception"},
+    {"39", OF_EFATAL, "external routine invocation exception"},
+    {"3B", OF_EFATAL, "savepoint exception"},
+    {"3D", OF_EFATAL, "invalid catalog name (no such database)"},
+    {"3F", OF_EFATAL, "invalid schema name"},
+    {"42", OF_EFATAL, "syntax error or access rule violation (old schema, "
+                      "missing privilege)"},
+    {"P0", OF_EFATAL, "PL/pgSQL error (a bug in a function)"},
+};
+
+static const sqlstate_row *sqlstate_lookup(const char *s)
+{
+    const sqlstate_row *cls = NULL;
+    for (size_t i = 0; i < sizeof sqlstate_table / sizeof sqlstate_table[0];
+         i++) {
+        const sqlstate_row *r = &sqlstate_table[i];
+        size_t n = strlen(r->code);
+        if (strncmp(s, r->code, n) != 0)
+            continue;
+        if (n == 5 && strlen(s) == 5)
+            return r; /* one condition: wins over its class */
+        if (n == 2)
+            cls = r;
+    }
+    return cls;
+}
+
 of_status of_pg_classify_sqlstate(const char *s)
 {
     if (!s || !*s)
         return OF_ETRANSIENT; /* connection lost: no SQLSTATE at all */
-    if (strncmp(s, "08", 2) == 0 || /* connection exception */
-        strncmp(s, "53", 2) == 0)   /* insufficient resources */
-        return OF_ETRANSIENT;
-    static const char *const transient[] = {
-        "40001", /* serialization_failure */
-        "40P01", /* deadlock_detected */
-        "57P01", /* admin_shutdown */
-        "57P02", /* crash_shutdown */
-        "57P03", /* cannot_connect_now */
-        "55P03", /* lock_not_available */
-    };
-    for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++)
-        if (strcmp(s, transient[i]) == 0)
-            return OF_ETRANSIENT;
-    return OF_EPERMANENT;
+    const sqlstate_row *r = sqlstate_lookup(s);
+    return r ? r->st : OF_ETRANSIENT; /* unknown: the database's, retried */
+}
+
+const char *of_pg_sqlstate_what(const char *s)
+{
+    if (!s || !*s)
+        return "connection lost";
+    const sqlstate_row *r = sqlstate_lookup(s);
+    return r ? r->what : "unknown condition (retried)";
 }
 
 of_status of_pg_classify(PGconn *conn, const PGresult *res)
@@ -167,7 +243,7 @@ of_status of_pg_classify(PGconn *conn, const PGresult *res)
     case PGRES_PIPELINE_SYNC:
         return OF_OK;
     case PGRES_EMPTY_QUERY:
-        return OF_EPERMANENT; /* a bug: nothing to run */
+        return OF_EFATAL; /* a bug: nothing to run */
     default:
         break;
     }

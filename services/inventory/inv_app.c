@@ -9,7 +9,7 @@
 #include "of_shutdown.h"
 
 static atomic_bool failed;
-static atomic_bool pg_ok = true;
+static atomic_ullong db_conditions; /* bit i: worker i waits on PostgreSQL */
 static atomic_bool schema_ready;
 
 void inv_app_fatal(const char *why)
@@ -21,9 +21,16 @@ void inv_app_fatal(const char *why)
 
 bool inv_app_failed(void) { return atomic_load(&failed); }
 
-void inv_app_set_pg_ok(bool ok) { atomic_store(&pg_ok, ok); }
+void inv_app_set_db_condition(int worker, bool on)
+{
+    unsigned long long bit = 1ULL << ((unsigned)worker & 63u);
+    if (on)
+        atomic_fetch_or(&db_conditions, bit);
+    else
+        atomic_fetch_and(&db_conditions, ~bit);
+}
 
-bool inv_app_pg_ok(void) { return atomic_load(&pg_ok); }
+bool inv_app_pg_ok(void) { return atomic_load(&db_conditions) == 0; }
 
 void inv_app_set_schema_ready(void) { atomic_store(&schema_ready, true); }
 

@@ -15,9 +15,14 @@ void inv_app_fatal(const char *why);
 /* True once inv_app_fatal was called. */
 bool inv_app_failed(void);
 
-/* The consumer thread reports whether its last PostgreSQL transaction
- * worked (false while it waits for PostgreSQL to come back). */
-void inv_app_set_pg_ok(bool ok);
+/* Consumer worker `worker` (0..63) reports that its batch waits out a
+ * condition of the database (on: a transient PostgreSQL failure: away,
+ * statement timeout, read-only, disk full, ...; off: its batch went
+ * through). Thread-safe. */
+void inv_app_set_db_condition(int worker, bool on);
+
+/* False while any worker waits out a condition of the database (/readyz
+ * then answers 503). */
 bool inv_app_pg_ok(void);
 
 /* Set once the migrations are applied (the API answers 503 before). */

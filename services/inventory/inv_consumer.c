@@ -443,7 +443,8 @@ static bool wait_or_stop(consumer *c, int64_t ms)
  * meanwhile) until done or stop. Returns OF_EFATAL only. */
 static of_status process(worker *w)
 {
-    bool outage = false;
+    bool outage = false;    /* any transient failure (PostgreSQL or the DLQ) */
+    bool db_outage = false; /* a condition of the database */
     for (;;) {
         drop_revoked(w);
         if (w->bn == 0)
@@ -451,13 +452,16 @@ static of_status process(worker *w)
         char e[1024] = "";
         of_status st = inv_batch_apply(w->batch, w->bn, inv_db_apply, &w->db, e,
                                        sizeof e);
-        if (st == OF_OK) {
-            if (outage)
-                inv_app_set_pg_ok(true);
-            st = send_dlq(w, e, sizeof e);
-        } else if (st == OF_ETRANSIENT) {
-            inv_app_set_pg_ok(of_pg_connected(w->pg));
+        if (st == OF_ETRANSIENT && !db_outage) {
+            /* Never the records' fault: /readyz says 503 until it passes. */
+            db_outage = true;
+            inv_app_set_db_condition(w->id, true);
+        } else if (st == OF_OK && db_outage) {
+            db_outage = false;
+            inv_app_set_db_condition(w->id, false);
         }
+        if (st == OF_OK)
+            st = send_dlq(w, e, sizeof e);
         if (st == OF_OK)
             break;
         if (st == OF_EFATAL) {
@@ -480,6 +484,8 @@ static of_status process(worker *w)
         if (!wait_or_stop(w->c, wait)) {
             free_batch(w); /* not stored: redelivered later */
             set_outage(w, false);
+            if (db_outage)
+                inv_app_set_db_condition(w->id, false);
             return OF_OK;
         }
     }

@@ -27,12 +27,13 @@ static void set_pg_err(const PGresult *r, PGconn *c, char *err, size_t errlen)
                                 : NULL;
     if (msg == NULL)
         msg = PQerrorMessage(c);
-    of_seterr(err, errlen, "%s: %s", state != NULL ? state : "connection",
-              msg != NULL && msg[0] != '\0' ? msg : "no result");
-    /* libpq messages end in a newline. */
-    size_t l = err != NULL ? strlen(err) : 0;
-    while (l > 0 && (err[l - 1] == '\n' || err[l - 1] == ' '))
-        err[--l] = '\0';
+    of_seterr(err, errlen, "%s: %s [%s]", state != NULL ? state : "connection",
+              msg != NULL && msg[0] != '\0' ? msg : "no result",
+              of_pg_sqlstate_what(state));
+    /* libpq messages end in a newline: one line. */
+    for (char *p = err; p != NULL && *p != '\0'; p++)
+        if (*p == '\n')
+            *p = ' ';
 }
 
 /* Sends q[0..n) and a sync in one pipeline and reads every result. Returns

@@ -247,6 +247,17 @@ class Service:
         r.raise_for_status()
         return r.text
 
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the /metrics series called `name` whose labels include
+        `labels` (0 when there is none)."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if not (line.startswith(name + "{") or line.startswith(name + " ")):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def __repr__(self) -> str:
         return f"<Service {self.name} {self.url} pid={self.pid} rc={self.returncode}>"
 

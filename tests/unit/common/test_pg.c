@@ -41,20 +41,41 @@ static void test_classify_sqlstate(void **state)
         {"53100", OF_ETRANSIENT}, /* disk_full */
         {"53200", OF_ETRANSIENT}, /* out_of_memory */
         {"53300", OF_ETRANSIENT}, /* too_many_connections */
-        {"55P03", OF_ETRANSIENT}, /* lock_not_available */
+        {"55P03", OF_ETRANSIENT}, /* lock_not_available (lock_timeout) */
+        {"57014", OF_ETRANSIENT}, /* query_canceled: statement_timeout,
+                                     pg_cancel_backend (issue 13, defect 1) */
+        {"57P05", OF_ETRANSIENT}, /* idle_session_timeout */
+        {"25006", OF_ETRANSIENT}, /* read_only_sql_transaction (failover) */
+        {"25P02", OF_ETRANSIENT}, /* in_failed_sql_transaction */
+        {"40003", OF_ETRANSIENT}, /* statement_completion_unknown */
+        {"55006", OF_ETRANSIENT}, /* object_in_use */
+        {"55000", OF_ETRANSIENT}, /* object_not_in_prerequisite_state
+                                     (e.g. an advisory lock on a standby) */
+        {"58030", OF_ETRANSIENT}, /* io_error */
+        {"XX000", OF_ETRANSIENT}, /* internal_error */
+        {"XX001", OF_ETRANSIENT}, /* data_corrupted */
+        {"72000", OF_ETRANSIENT}, /* snapshot_too_old */
+        {"F0000", OF_ETRANSIENT}, /* config_file_error */
+        {"ZZ999", OF_ETRANSIENT}, /* a class nobody knows: retried */
+        {"09000", OF_ETRANSIENT}, /* triggered_action_exception: unlisted */
         {"23505", OF_EPERMANENT}, /* unique_violation */
         {"23503", OF_EPERMANENT}, /* foreign_key_violation */
         {"23514", OF_EPERMANENT}, /* check_violation */
         {"23502", OF_EPERMANENT}, /* not_null_violation */
         {"22P02", OF_EPERMANENT}, /* invalid_text_representation */
         {"22003", OF_EPERMANENT}, /* numeric_value_out_of_range */
-        {"42P01", OF_EPERMANENT}, /* undefined_table */
-        {"42601", OF_EPERMANENT}, /* syntax_error */
         {"40002", OF_EPERMANENT}, /* transaction_integrity_constraint */
-        {"57P04", OF_EPERMANENT}, /* database_dropped */
-        {"55000", OF_EPERMANENT}, /* object_not_in_prerequisite_state */
-        {"25P02", OF_EPERMANENT}, /* in_failed_sql_transaction */
-        {"XX000", OF_EPERMANENT}, /* internal_error */
+        {"54000", OF_EPERMANENT}, /* program_limit_exceeded */
+        {"42P01", OF_EFATAL},     /* undefined_table: an old schema */
+        {"42883", OF_EFATAL},     /* undefined_function */
+        {"42501", OF_EFATAL},     /* insufficient_privilege */
+        {"42601", OF_EFATAL},     /* syntax_error */
+        {"57P04", OF_EFATAL},     /* database_dropped */
+        {"3D000", OF_EFATAL},     /* invalid_catalog_name */
+        {"28000", OF_EFATAL},     /* invalid_authorization_specification */
+        {"0A000", OF_EFATAL},     /* feature_not_supported */
+        {"P0001", OF_EFATAL},     /* raise_exception */
+        {"21000", OF_EFATAL},     /* cardinality_violation */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         of_status got = of_pg_classify_sqlstate(cases[i].code);
@@ -63,6 +84,17 @@ static void test_classify_sqlstate(void **state)
                      cases[i].code ? cases[i].code : "(null)",
                      of_status_str(got), of_status_str(cases[i].want));
     }
+}
+
+/* Every row names itself; an unknown class says it is retried. */
+static void test_sqlstate_what(void **state)
+{
+    (void)state;
+    assert_non_null(strstr(of_pg_sqlstate_what("57014"), "operator"));
+    assert_non_null(strstr(of_pg_sqlstate_what("57P04"), "dropped"));
+    assert_non_null(strstr(of_pg_sqlstate_what("23505"), "integrity"));
+    assert_non_null(strstr(of_pg_sqlstate_what("ZZ999"), "retried"));
+    assert_non_null(strstr(of_pg_sqlstate_what(NULL), "connection"));
 }
 
 static void test_classify_result(void **state)
@@ -80,7 +112,7 @@ static void test_classify_result(void **state)
     assert_int_equal(of_pg_classify(NULL, bad), OF_ETRANSIENT);
     PQclear(bad);
     PGresult *empty = PQmakeEmptyPGresult(NULL, PGRES_EMPTY_QUERY);
-    assert_int_equal(of_pg_classify(NULL, empty), OF_EPERMANENT);
+    assert_int_equal(of_pg_classify(NULL, empty), OF_EFATAL);
     PQclear(empty);
 }
 
@@ -160,6 +192,7 @@ int main(void)
     of_log_init("test_pg", OF_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify_sqlstate),
+        cmocka_unit_test(test_sqlstate_what),
         cmocka_unit_test(test_classify_result),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_migrate_dir_errors),

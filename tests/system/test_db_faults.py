@@ -1,0 +1,258 @@
+"""Database faults (issue 13): the PostgreSQL conditions operators actually
+see, driven on a real server while payments flow.
+
+Each test starts payment-gw, inventory and notify on the session's Kafka
+and PostgreSQL (a fresh database and topic prefix), posts signed payments
+before, during and after a fault, and then counts every invariant of
+test_chaos.py from the topics, PostgreSQL and the sink, plus `ofctl
+verify`. A condition of the database is never a record's fault: nothing
+may be dead-lettered, nothing lost, no order gets two outcomes, and the
+payments posted during the fault go through once it clears. Where the
+condition is visible to inventory's consumer (its transactions fail),
+/readyz must be 503 while it lasts.
+
+One test per row of the classification table (of_pg.c, docs/
+RELIABILITY.md):
+  57014  statement_timeout on the role, a sku held FOR UPDATE by the test;
+         pg_cancel_backend of the services' backends in a loop
+  55P03  lock_timeout on the role, the same lock
+  57P01 / lost connection
+         pg_terminate_backend of the services' backends in a loop
+  53300  max_connections exhausted by the test, the services' sessions
+         ended so they must reconnect
+  25006  default_transaction_read_only=on for a while (what a client sees
+         right after a failover points it at a standby)
+  53100  a full disk: the database lives in a tablespace on a small tmpfs
+         that the test fills
+
+Each prints its figures (payments, faults injected, lost, dead-lettered,
+duplicate outcome ids) for docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import psycopg
+import pytest
+
+from harness.chaos import (PaymentDriver, Stack, collect_figures, format_table, is_asan_build,
+                           make_catalogue, make_payments, run_verify, wait_quiescent)
+
+ASAN = is_asan_build()
+RATE = 8.0 if ASAN else 12.0
+# payments before / during / after the fault
+PHASES = (20, 40, 20) if ASAN else (30, 60, 30)
+
+
+def _say(capsys, text: str) -> None:
+    print(text)
+    with capsys.disabled():
+        print(text, flush=True)
+
+
+class Fault:
+    """What a scenario injects: `injected` counts the faults (cancelled or
+    terminated backends, refused connections, ...); `observable` says
+    whether inventory's consumer must see it (then /readyz must be 503 at
+    some point while it lasts)."""
+
+    def __init__(self, name: str, observable: bool = True):
+        self.name = name
+        self.injected = 0
+        self.observable = observable
+        self.notes: dict[str, Any] = {}
+
+
+def _services_backends(stack: Stack) -> str:
+    return (f"SELECT pid FROM pg_stat_activity WHERE datname = '{stack.db_name}' "
+            f"AND usename = 'orderflow' AND pid <> pg_backend_pid()")
+
+
+def _hot_payments(payments: list[dict], hot: str) -> None:
+    """Every payment of the list orders one unit of `hot` too."""
+    for p in payments:
+        items = [it for it in p["items"] if it["sku"] != hot]
+        items.insert(0, {"sku": hot, "qty": 1})
+        p["items"] = items
+        p["amount_cents"] = 100 * sum(it["qty"] for it in items) + 99
+
+
+def run_scenario(stack: Stack, capsys, fault: Fault,
+                 inject: Callable[[Stack, Fault, threading.Event], None],
+                 hot: bool = False, during_s: float | None = None) -> dict:
+    """Baseline, fault, after. `inject(stack, fault, stop)` runs in a thread
+    while the second batch of payments is posted and must return once
+    `stop` is set (or by itself), leaving the database healthy again. When
+    it leaves fault.injected at 0, the faults counted are inventory's batch
+    transactions that failed meanwhile (statements timed out, refused)."""
+    svcs = stack.start_services()
+    rng = random.Random(13)
+    total = sum(PHASES)
+    cat = make_catalogue(rng, total, n_skus=16)
+    stack.set_stock(cat.stock)
+    payments = make_payments(rng, total, cat, uuid.uuid4().hex[:6], unknown_ratio=0.0)
+    before, during, after = (payments[:PHASES[0]], payments[PHASES[0]:PHASES[0] + PHASES[1]],
+                             payments[PHASES[0] + PHASES[1]:])
+    hot_sku = sorted(s for s in cat.stock if s not in cat.scarce)[0]
+    if hot:
+        _hot_payments(during, hot_sku)
+        fault.notes["hot_sku"] = hot_sku
+    driver = PaymentDriver(svcs["payment-gw"].url, workers=32)
+    inv = svcs["inventory"]
+    pids = {s.name: s.pid for s in stack.services.all}
+    readyz: list[int | str] = []
+    t0 = time.monotonic()
+    try:
+        driver.run(before, RATE, phase="1-before")
+        assert driver.drain(60), driver.summary()
+
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def injector() -> None:
+            try:
+                inject(stack, fault, stop)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        failures0 = inv.metric("orderflow_inventory_transaction_failures_total")
+        th_fault = threading.Thread(target=injector, name=f"fault-{fault.name}", daemon=True)
+        th_fault.start()
+        th_pay = driver.start(during, RATE, phase="2-during")
+        end = time.monotonic() + (during_s if during_s is not None else len(during) / RATE)
+        while th_fault.is_alive() and (time.monotonic() < end or th_pay.is_alive()):
+            try:
+                readyz.append(inv.get("/readyz", timeout=3).status_code)
+            except Exception as exc:  # noqa: BLE001
+                readyz.append(type(exc).__name__)
+            time.sleep(0.3)
+        stop.set()
+        th_fault.join(120)
+        th_pay.join()
+        assert not th_fault.is_alive(), "the fault did not clear"
+        if errors:
+            raise errors[0]
+        fig_failures = inv.metric("orderflow_inventory_transaction_failures_total") - failures0
+        if fault.injected == 0:
+            fault.injected = int(fig_failures)
+        t_clear = time.monotonic()
+        stack.wait_all_ready(90)
+        ready_after = round(time.monotonic() - t_clear, 1)
+        assert {s.name: s.pid for s in stack.services.all} == pids, "a service was restarted"
+
+        driver.run(after, RATE, phase="3-after")
+        drained = driver.drain(120)
+        quiet = wait_quiescent(stack, driver, timeout=120, log=lambda m: _say(capsys, "  " + m))
+        fig = collect_figures(stack, driver, cat)
+        verify = run_verify(stack)
+        fig["ofctl_verify"] = "ok" if verify["rc"] == 0 else f"FAIL {verify['failed']}"
+        fig["faults_injected"] = fault.injected
+        fig["failed_transactions"] = int(fig_failures)
+        fig["readyz_503_samples"] = sum(1 for s in readyz if s == 503)
+        fig["readyz_samples"] = len(readyz)
+        fig["ready_after_clear_s"] = ready_after
+        fig["wall_s"] = round(time.monotonic() - t0, 1)
+        fig.update(fault.notes)
+        _say(capsys, format_table(fig, f"database fault: {fault.name}"))
+        _say(capsys, f"  FIGURES {fault.name}: payments {fig['attempted']}, faults injected "
+                     f"{fault.injected}, lost {fig['lost']}, dead-lettered "
+                     f"{fig['payment_dlq_records']}+{fig['notify_dlq_records']}, duplicate "
+                     f"outcome ids {fig['outcome_republished']}, failed transactions {int(fig_failures)}, /readyz 503 in "
+                     f"{fig['readyz_503_samples']}/{len(readyz)} samples, ready "
+                     f"{ready_after}s after clearing, {fig['wall_s']}s")
+
+        assert fig["rejected"] == 0, fig["responses"]
+        assert drained and fig["unacknowledged"] == 0, fig
+        assert fig["payment_dlq_records"] == 0, "a condition of the database was dead-lettered"
+        assert fig["notify_dlq_records"] == 0
+        assert fig["lost"] == 0, fig["lost_order_ids"]
+        assert fig["multi_outcome_orders"] == 0, fig["multi_outcome_examples"]
+        assert fig["outcome_id_mismatch"] == 0
+        assert fig["orders_table_mismatch"] == 0
+        assert fig["unconserved_skus"] == 0, fig["unconserved_examples"]
+        assert fig["ledger_unconserved_skus"] == 0
+        assert fig["oversold_units"] == 0
+        assert fig["missing_notifications"] == 0, fig["missing_notification_examples"]
+        assert verify["rc"] == 0, verify["stdout"] + verify["stderr"]
+        assert quiet
+        for name, ph in fig["phases"].items():
+            assert ph["outcomes"] == ph["acknowledged_202"] == ph["attempted"], (name, ph)
+        assert fault.injected > 0, "the fault never hit"
+        if fault.observable:
+            assert fig["readyz_503_samples"] > 0, f"/readyz never said 503 during the fault: {readyz}"
+        return fig
+    finally:
+        driver.close()
+
+
+@contextlib.contextmanager
+def _stack(request, tmp_path: Path, kafka, pg, **kw: Any) -> Iterator[Stack]:
+    stack = Stack.create(tmp_path / "stack", kafka=kafka, pg=pg, **kw)
+    request.node._of_services = stack.services
+    problems: list[str] = []
+    try:
+        yield stack
+    finally:
+        problems = stack.close()
+    assert not problems, "\n".join(problems)
+
+
+def _hold_lock(stack: Stack, fault: Fault, stop: threading.Event, seconds: float) -> None:
+    """Holds SELECT ... FOR UPDATE on the hot sku for `seconds` (the
+    services' transactions that touch it wait on the lock until their
+    timeout), then releases it."""
+    hot = fault.notes["hot_sku"]
+    with psycopg.connect(stack.pg.dsn_for(stack.db_name, "postgres"), connect_timeout=10) as conn:
+        with conn.transaction():
+            conn.execute("SELECT * FROM stock WHERE sku = %s FOR UPDATE", (hot,))
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                waiting = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND usename = 'orderflow'").fetchone()[0]
+                fault.notes["max_waiting_on_lock"] = max(fault.notes.get("max_waiting_on_lock", 0),
+                                                         waiting)
+    fault.notes["lock_held_s"] = seconds
+
+
+# --- 57014 / 55P03: timeouts on the role ---------------------------------------------------
+
+@pytest.mark.timeout(240)
+def test_statement_timeout_on_the_role_never_dead_letters(request, tmp_path, kafka, pg, capsys):
+    """Defect 1 of issue 13: a statement cancelled by statement_timeout
+    (57014) is a condition of the database. Before the fix the batch was
+    split and the payments waiting on the locked sku went to the DLQ."""
+    with _stack(request, tmp_path, kafka, pg) as stack:
+        stack.pg.query("postgres", f'ALTER ROLE orderflow IN DATABASE "{stack.db_name}" '
+                                   f"SET statement_timeout = '1500ms'")
+        fault = Fault("statement_timeout=1500ms, sku held FOR UPDATE 10 s")
+
+        def inject(st: Stack, f: Fault, stop: threading.Event) -> None:
+            _hold_lock(st, f, stop, 10.0)
+
+        run_scenario(stack, capsys, fault, inject, hot=True)
+
+
+@pytest.mark.timeout(240)
+def test_lock_timeout_on_the_role_never_dead_letters(request, tmp_path, kafka, pg, capsys):
+    """55P03 lock_not_available: the same lock, with lock_timeout=1s."""
+    with _stack(request, tmp_path, kafka, pg) as stack:
+        stack.pg.query("postgres", f'ALTER ROLE orderflow IN DATABASE "{stack.db_name}" '
+                                   f"SET lock_timeout = '1s'")
+        fault = Fault("lock_timeout=1s, sku held FOR UPDATE 8 s")
+
+        def inject(st: Stack, f: Fault, stop: threading.Event) -> None:
+            _hold_lock(st, f, stop, 8.0)
+
+        run_scenario(stack, capsys, fault, inject, hot=True)

@@ -235,6 +235,20 @@ fi
 chmod 600 "$var/env.sh.tmp"
 mv "$var/env.sh.tmp" "$var/env.sh"
 
+# var/prometheus.yml: deploy/prometheus/prometheus.yml's jobs and rules with
+# this stack's targets, for a local `prometheus --config.file=var/prometheus.yml`.
+{
+    echo "# Written by make up: deploy/prometheus/prometheus.yml with this stack's targets."
+    echo "global: {scrape_interval: 15s, scrape_timeout: 5s, evaluation_interval: 15s}"
+    echo "rule_files: [\"$root/deploy/prometheus/alerts.yml\"]"
+    echo "scrape_configs:"
+    for name in "${services[@]}"; do
+        echo "  - job_name: $name"
+        echo "    static_configs:"
+        echo "      - targets: [\"127.0.0.1:${svc_port[$name]}\"]"
+    done
+} >"$var/prometheus.yml"
+
 show_secret() { # the documented dev value is shown, anything else is not
     if [[ "$1" == "$2" ]]; then echo "$1"; else echo "(your value from the environment)"; fi
 }
@@ -252,6 +266,7 @@ orderflow is up.
   kafka tools  var/kafka/bin/kafka-topics.sh --bootstrap-server ${OF_KAFKA_BROKERS%%,*} --list
                (also kafka-consumer-groups.sh, kafka-console-consumer.sh, kafka-console-producer.sh)
   every service: /healthz /readyz /metrics
+  prometheus   prometheus --config.file=var/prometheus.yml --storage.tsdb.path=var/prometheus --web.listen-address=127.0.0.1:9090
 
   webhook secret (dev): $(show_secret "$OF_WEBHOOK_SECRETS" "$dev_webhook_secret")
   admin token (dev):    $(show_secret "$OF_ADMIN_TOKEN" "$dev_admin_token")

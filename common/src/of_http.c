@@ -149,6 +149,7 @@ struct of_http_server {
     of_metric *m_requests;
     of_metric *m_duration;
     of_metric *m_inflight;
+    of_metric *m_ready;
 
     /* Slow-client reaper (see reaper_main). */
     pthread_mutex_t cmtx; /* conns */
@@ -957,7 +958,12 @@ static void h_readyz(of_http_req *r, void *ud)
 
 static void h_metrics(of_http_req *r, void *ud)
 {
-    (void)ud;
+    of_http_server *s = ud;
+    /* orderflow_ready: what /readyz would answer now (1 = 200), so that
+     * Prometheus can alert on readiness (deploy/prometheus/). */
+    char why[256];
+    bool ready = !s->o.ready || s->o.ready(s->o.ready_ud, why, sizeof why);
+    of_metric_set(s->m_ready, ready ? 1 : 0, OF_NO_LABELS);
     size_t len = 0;
     char *txt = of_metrics_render(&len);
     if (!txt) {
@@ -1043,6 +1049,10 @@ of_http_server *of_http_new(const of_http_opts *o, char *err, size_t errlen)
         "HTTP request duration from headers received to response sent",
         OF_LABELS("route"), of_metrics_latency_buckets,
         of_metrics_latency_nbuckets);
+    s->m_ready = of_metrics_gauge(
+        "orderflow_ready",
+        "1 if GET /readyz answers 200 at scrape time, 0 if it answers 503",
+        OF_NO_LABELS);
     s->m_inflight = of_metrics_gauge("orderflow_http_inflight",
                                      "HTTP requests accepted and not yet done",
                                      OF_NO_LABELS);

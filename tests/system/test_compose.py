@@ -5,6 +5,7 @@ step with deploy/packages.txt. Also: the docs' paths to other docs exist."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -36,7 +37,7 @@ EXTENSION_VARS = {
 # local stack (make up), the tests and the benchmarks on the host.
 HOST_ONLY_PACKAGES = {
     "postgresql", "default-jdk-headless", "maven", "python3-venv", "kcat", "wrk", "clang", "libclang-rt-14-dev", "valgrind",
-    "uuid-runtime", "socat", "procps", "docker-compose",
+    "uuid-runtime", "socat", "procps", "docker-compose", "prometheus",
 }
 
 SERVICE_PORTS = {"payment-gw": 8080, "inventory": 8081, "notify": 8082}
@@ -276,3 +277,33 @@ def test_docs_name_only_paths_that_exist():
                        for base in (doc.parent, REPO_ROOT)):
                 missing.append(f"{doc.relative_to(REPO_ROOT)}: {path}")
     assert not missing, f"docs name files that are not in the repository: {missing}"
+
+
+def test_monitoring_profile(compose):
+    """Prometheus and Grafana run only in the `monitoring` profile, with the
+    shipped config, rules, datasource and dashboard mounted; the dashboard
+    uses the Prometheus datasource the provisioning defines (or a variable
+    of that type), and `docker-compose config` accepts the profile."""
+    s = compose["services"]
+    for name in ("prometheus", "grafana"):
+        assert s[name].get("profiles") == ["monitoring"], name
+    assert "./deploy/prometheus:/etc/prometheus:ro" in s["prometheus"]["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus-compose.yml" in s["prometheus"]["command"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in s["grafana"]["volumes"]
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in s["grafana"]["volumes"]
+    prov = yaml.safe_load((REPO_ROOT / "deploy/grafana/provisioning/dashboards/orderflow.yml").read_text())
+    assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    ds = yaml.safe_load((REPO_ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    [source] = ds["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    dash = json.loads((REPO_ROOT / "deploy/grafana/dashboards/orderflow.json").read_text())
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    for panel in dash["panels"]:
+        if panel["type"] == "row":
+            continue
+        uid = panel["datasource"]["uid"]
+        assert panel["datasource"]["type"] == "prometheus", panel["title"]
+        assert uid == source["uid"] or (uid.startswith("${") and variables[uid[2:-1]]["type"] == "datasource"
+                                        and variables[uid[2:-1]]["query"] == "prometheus"), panel["title"]
+        assert panel["targets"], panel["title"]
+    compose_config([COMPOSE], "-q", profiles="monitoring")

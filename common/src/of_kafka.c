@@ -492,11 +492,7 @@ static sync_wait *sync_wait_new(void)
     if (!w)
         return NULL;
     pthread_mutex_init(&w->mtx, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    of_cond_init_mono(&w->cv);
     w->refs = 2;
     return w;
 }
@@ -531,14 +527,10 @@ static void sync_dr(void *ud, rd_kafka_resp_err_t err,
 static of_status sync_wait_for(sync_wait *w, const char *topic, int wait_ms,
                                int timeout_ms, char *err, size_t errlen)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    int64_t ns = dl.tv_nsec + (int64_t)(wait_ms > 0 ? wait_ms : 0) * 1000000;
-    dl.tv_sec += ns / 1000000000;
-    dl.tv_nsec = ns % 1000000000;
+    int64_t deadline = of_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
     pthread_mutex_lock(&w->mtx);
     while (!w->done &&
-           pthread_cond_timedwait(&w->cv, &w->mtx, &dl) != ETIMEDOUT)
+           of_cond_wait_until(&w->cv, &w->mtx, deadline) != ETIMEDOUT)
         ;
     bool done = w->done;
     rd_kafka_resp_err_t e = w->err;

@@ -4,6 +4,7 @@
 #include "of_time.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +26,37 @@ int64_t of_mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int of_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+struct timespec of_mono_timespec(int64_t deadline_ms)
+{
+    if (deadline_ms < 0)
+        deadline_ms = 0;
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    return ts;
+}
+
+int of_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                       int64_t deadline_ms)
+{
+    if (of_mono_ms() >= deadline_ms)
+        return ETIMEDOUT;
+    struct timespec ts = of_mono_timespec(deadline_ms);
+    return pthread_cond_timedwait(cv, mu, &ts);
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's

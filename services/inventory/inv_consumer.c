@@ -175,13 +175,7 @@ static void set_paused(consumer *c, worker *w, bool on)
  * would make it drop and fetch again what it already has. */
 static void wait_for_room(consumer *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 100 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    int64_t deadline = of_mono_ms() + 100;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         bool full = false;
@@ -189,7 +183,7 @@ static void wait_for_room(consumer *c)
             full = !c->w[i].paused && c->w[i].qn >= c->soft_limit;
         if (!full || c->stop || of_shutdown_requested())
             break;
-        if (pthread_cond_timedwait(&c->room_cv, &c->mu, &ts) != 0)
+        if (of_cond_wait_until(&c->room_cv, &c->mu, deadline) != 0)
             break;
     }
     pthread_mutex_unlock(&c->mu);
@@ -421,18 +415,8 @@ static bool wait_or_stop(consumer *c, int64_t ms)
 {
     int64_t end = of_mono_ms() + ms;
     pthread_mutex_lock(&c->mu);
-    while (!c->stop && of_mono_ms() < end) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t left = end - of_mono_ms();
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (long)(left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    }
+    while (!c->stop && of_cond_wait_until(&c->cv, &c->mu, end) == 0)
+        ;
     bool go_on = !c->stop;
     pthread_mutex_unlock(&c->mu);
     return go_on;
@@ -525,15 +509,7 @@ static void *worker_main(void *arg)
             }
             wait_ms = due;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += wait_ms / 1000;
-        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        (void)of_cond_wait_until(&c->cv, &c->mu, of_mono_ms() + wait_ms);
     }
     pthread_mutex_unlock(&c->mu);
     free_batch(w);
@@ -594,8 +570,8 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
     c->soft_limit = (size_t)o->cfg->batch_max;
     c->hard_limit = 4 * (size_t)o->cfg->batch_max;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    pthread_cond_init(&c->room_cv, NULL);
+    of_cond_init_mono(&c->cv);
+    of_cond_init_mono(&c->room_cv);
     c->w = calloc(c->nw, sizeof *c->w);
     if (c->w == NULL) {
         of_seterr(err, errlen, "out of memory");

@@ -5,7 +5,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
+#include "of_time.h"
 
 struct inv_pool {
     pthread_mutex_t mu;
@@ -27,7 +27,7 @@ inv_pool *inv_pool_new(const char *dsn, const char *app_name, size_t n)
         return NULL;
     }
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
+    of_cond_init_mono(&p->cv);
     for (size_t i = 0; i < n; i++) {
         p->all[i] = of_pg_new(dsn, app_name);
         if (p->all[i] == NULL) {
@@ -42,18 +42,11 @@ inv_pool *inv_pool_new(const char *dsn, const char *app_name, size_t n)
 
 of_pg *inv_pool_acquire(inv_pool *p, int timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    int64_t deadline = of_mono_ms() + timeout_ms;
     of_pg *pg = NULL;
     pthread_mutex_lock(&p->mu);
     while (p->nfree == 0) {
-        if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) != 0 && p->nfree == 0)
+        if (of_cond_wait_until(&p->cv, &p->mu, deadline) != 0 && p->nfree == 0)
             break;
     }
     if (p->nfree > 0)

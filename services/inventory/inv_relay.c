@@ -132,14 +132,7 @@ static size_t wait_reports(inv_relay *r)
         if (atomic_load(&r->stop) &&
             of_mono_ms() >= atomic_load(&r->drain_deadline_ms))
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        (void)of_cond_wait_until(&r->cv, &r->mu, of_mono_ms() + 100);
     }
     size_t left = r->outstanding;
     pthread_mutex_unlock(&r->mu);
@@ -473,7 +466,7 @@ inv_relay *inv_relay_start(const inv_relay_opts *o, char *err, size_t errlen)
     r->pending = calloc(r->batch, sizeof r->pending[0]);
     atomic_store(&r->backlog, -1);
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    of_cond_init_mono(&r->cv);
     if (r->dsn == NULL || r->slots == NULL || r->pending == NULL || pipe2(r->wake, O_CLOEXEC) != 0) {
         of_seterr(err, errlen, "cannot set up the relay: %s", strerror(errno));
         inv_relay_free(r);

@@ -1,5 +1,6 @@
 /*
- * test_time.c - of_time: clocks and RFC 3339 format/parse.
+ * test_time.c - of_time: clocks, monotonic deadlines for timed waits,
+ * RFC 3339 format/parse.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,6 +8,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <stdbool.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -90,10 +94,90 @@ static void test_parse_invalid(void **state)
     assert_int_equal(of_time_parse_rfc3339(NULL, NULL), -1);
 }
 
+static void test_mono_timespec(void **state)
+{
+    (void)state;
+    struct timespec ts = of_mono_timespec(12345);
+    assert_int_equal(ts.tv_sec, 12);
+    assert_int_equal(ts.tv_nsec, 345 * 1000000L);
+    ts = of_mono_timespec(0);
+    assert_int_equal(ts.tv_sec, 0);
+    assert_int_equal(ts.tv_nsec, 0);
+    ts = of_mono_timespec(-5); /* clamped: a deadline long past */
+    assert_int_equal(ts.tv_sec, 0);
+    assert_int_equal(ts.tv_nsec, 0);
+}
+
+/* The wait is measured on CLOCK_MONOTONIC: a deadline 60 ms ahead on that
+ * clock lies decades before CLOCK_REALTIME's now, so a condvar on the
+ * wall clock would time out at once instead of waiting. */
+static void test_cond_wait_until(void **state)
+{
+    (void)state;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    assert_int_equal(of_cond_init_mono(&cv), 0);
+    pthread_mutex_lock(&mu);
+    int64_t t0 = of_mono_ms();
+    int rc = 0;
+    while (rc == 0) /* spurious wake-ups: wait again */
+        rc = of_cond_wait_until(&cv, &mu, t0 + 60);
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(of_mono_ms() - t0 >= 60);
+    /* A deadline already past: ETIMEDOUT without waiting. */
+    assert_int_equal(of_cond_wait_until(&cv, &mu, of_mono_ms() - 1), ETIMEDOUT);
+    pthread_mutex_unlock(&mu);
+    pthread_cond_destroy(&cv);
+}
+
+typedef struct waker {
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+    bool *flag;
+} waker;
+
+static void *wake_soon(void *arg)
+{
+    waker *w = arg;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(w->mu);
+    *w->flag = true;
+    pthread_cond_signal(w->cv);
+    pthread_mutex_unlock(w->mu);
+    return NULL;
+}
+
+/* A signal before the deadline wakes the waiter with 0. */
+static void test_cond_wait_signalled(void **state)
+{
+    (void)state;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    bool flag = false;
+    assert_int_equal(of_cond_init_mono(&cv), 0);
+    waker w = {&mu, &cv, &flag};
+    pthread_t th;
+    pthread_mutex_lock(&mu);
+    assert_int_equal(pthread_create(&th, NULL, wake_soon, &w), 0);
+    int64_t deadline = of_mono_ms() + 60000;
+    int rc = 0;
+    while (!flag && rc == 0)
+        rc = of_cond_wait_until(&cv, &mu, deadline);
+    assert_int_equal(rc, 0);
+    assert_true(flag);
+    pthread_mutex_unlock(&mu);
+    pthread_join(th, NULL);
+    pthread_cond_destroy(&cv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_mono_timespec),
+        cmocka_unit_test(test_cond_wait_until),
+        cmocka_unit_test(test_cond_wait_signalled),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_parse_invalid),

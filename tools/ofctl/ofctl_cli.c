@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "of_json.h"
 #include "of_log.h"
+#include "of_time.h"
+#include "ofctl_fmt.h"
 #include "ofctl_http.h"
 
 static const char top_usage[] =
@@ -39,10 +42,15 @@ static const char top_usage[] =
     "Exit status: 0 success, 1 failure, 2 usage or configuration error.\n"
     "\n";
 
+static void config_usage(FILE *f)
+{
+    ofctl_config_usage(f);
+}
+
 static void print_top_usage(FILE *f)
 {
     fputs(top_usage, f);
-    ofctl_config_usage(f);
+    config_usage(f);
 }
 
 int ofctl_ctx_config(ofctl_ctx *ctx)
@@ -84,7 +92,8 @@ int ofctl_usage_error(ofctl_ctx *ctx, const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(f, fmt, ap);
     va_end(ap);
-    fprintf(f, "\nTry 'ofctl %s --help'.\n", cmd);
+    fprintf(f, "\nTry 'ofctl %s%s--help'.\n", cmd ? cmd : "",
+            cmd && cmd[0] ? " " : "");
     fflush(f);
     return OFCTL_EXIT_USAGE;
 }
@@ -107,79 +116,99 @@ int ofctl_exit_for(of_status st)
     return st == OF_OK ? OFCTL_EXIT_OK : OFCTL_EXIT_FAIL;
 }
 
-int ofctl_getopt(ofctl_ctx *ctx, const char *cmd, int argc, char **argv,
-                 const char *shortopts, const struct option *longopts,
-                 bool *first)
+cJSON *ofctl_json_summary(const char *topic, cJSON **summary)
 {
-    if (*first) {
-        optind = 0; /* GNU: full re-initialisation, scanning from argv[1] */
-        *first = false;
+    cJSON *j = cJSON_CreateObject();
+    cJSON *s = j ? cJSON_AddObjectToObject(j, "summary") : NULL;
+    if (s == NULL) {
+        cJSON_Delete(j);
+        return NULL;
     }
-    opterr = 0;
-    char so[64];
-    /* A leading ':' makes a missing argument return ':' (told apart). */
-    snprintf(so, sizeof so, ":%s", shortopts);
-    int c = getopt_long(argc, argv, so, longopts, NULL);
-    if (c == '?' || c == ':') {
-        const char *bad = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
-        if (c == ':')
-            ofctl_usage_error(ctx, cmd, "option '%s' needs a value", bad);
-        else if (optopt && !(bad[0] == '-' && bad[1] == '-'))
-            ofctl_usage_error(ctx, cmd, "unknown option '-%c'", optopt);
-        else
-            ofctl_usage_error(ctx, cmd, "unknown option '%s'", bad);
-        return '?';
-    }
-    return c;
+    if (topic)
+        cJSON_AddStringToObject(s, "topic", topic);
+    *summary = s;
+    return j;
 }
 
-typedef struct cmd {
-    const char *name;
-    int (*fn)(ofctl_ctx *, int, char **);
-} cmd;
+void ofctl_json_time(cJSON *o, const char *name, int64_t ms)
+{
+    if (ms < 0) {
+        cJSON_AddNullToObject(o, name);
+        return;
+    }
+    char ts[40];
+    of_time_rfc3339(ms, ts, sizeof ts);
+    cJSON_AddStringToObject(o, name, ts);
+}
 
-static const cmd commands[] = {
+void ofctl_json_bytes(cJSON *o, const char *name, const void *p, size_t len)
+{
+    if (p == NULL) {
+        cJSON_AddNullToObject(o, name);
+        return;
+    }
+    if (of_json_utf8_valid(p, len) && memchr(p, '\0', len) == NULL) {
+        char *s = malloc(len + 1);
+        if (s == NULL)
+            return;
+        memcpy(s, p, len);
+        s[len] = '\0';
+        cJSON_AddStringToObject(o, name, s);
+        free(s);
+        return;
+    }
+    char *h = ofctl_hex(p, len);
+    char hn[64];
+    snprintf(hn, sizeof hn, "%s_hex", name);
+    if (h)
+        cJSON_AddStringToObject(o, hn, h);
+    free(h);
+}
+
+static const ofctl_sub commands[] = {
     {"topics", ofctl_cmd_topics}, {"dlq", ofctl_cmd_dlq},
     {"stock", ofctl_cmd_stock},   {"pay", ofctl_cmd_pay},
     {"verify", ofctl_cmd_verify},
 };
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 int ofctl_main(int argc, char **argv)
 {
     ofctl_ctx ctx = {.out = stdout, .err = stderr};
     of_log_init("ofctl", OF_LOG_WARN);
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--json") == 0) {
-            ctx.json = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            print_top_usage(stdout);
-            return OFCTL_EXIT_OK;
-        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
-            if (ctx.json)
-                printf("{\"version\":\"%s\"}\n", OF_VERSION);
-            else
-                printf("ofctl %s\n", OF_VERSION);
-            return OFCTL_EXIT_OK;
-        } else {
-            fprintf(stderr, "ofctl: unknown option '%s'\nTry 'ofctl --help'.\n",
-                    a);
-            return OFCTL_EXIT_USAGE;
-        }
+    bool version = false;
+    const ofctl_opt opts[] = {OFCTL_FLAG("version", 'V', &version),
+                              OFCTL_OPTS_END};
+    const ofctl_cmd_spec spec = {.cmd = "",
+                                 .usage = top_usage,
+                                 .usage_more = config_usage,
+                                 .opts = opts,
+                                 .max_args = -1,
+                                 .stop_at_arg = true};
+    char **args;
+    int nargs;
+    int rc = ofctl_opts_parse(&ctx, &spec, argc, argv, &args, &nargs);
+    if (rc != OFCTL_OPTS_RUN)
+        return rc;
+    if (version) {
+        if (ctx.json)
+            printf("{\"version\":\"%s\"}\n", OF_VERSION);
+        else
+            printf("ofctl %s\n", OF_VERSION);
+        return OFCTL_EXIT_OK;
     }
-    if (i >= argc) {
+    if (nargs == 0) {
         print_top_usage(stderr);
         return OFCTL_EXIT_USAGE;
     }
-    const char *name = argv[i];
+    const char *name = args[0];
     if (strcmp(name, "help") == 0) {
-        if (i + 1 < argc) {
-            /* `ofctl help dlq` is `ofctl dlq --help`. */
-            char *hv[] = {argv[i + 1], (char *)"--help", NULL};
-            for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
-                if (strcmp(commands[c].name, argv[i + 1]) == 0)
-                    return commands[c].fn(&ctx, 2, hv);
+        /* `ofctl help dlq` is `ofctl dlq --help`. */
+        const ofctl_sub *c =
+            nargs > 1 ? ofctl_sub_find(commands, NCOMMANDS, args[1]) : NULL;
+        if (c) {
+            char *hv[] = {args[1], (char *)"--help", NULL};
+            return c->fn(&ctx, 2, hv);
         }
         print_top_usage(stdout);
         return OFCTL_EXIT_OK;
@@ -188,19 +217,15 @@ int ofctl_main(int argc, char **argv)
         printf("ofctl %s\n", OF_VERSION);
         return OFCTL_EXIT_OK;
     }
-    int rc = -1;
-    ofctl_http_global_init();
-    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
-        if (strcmp(commands[c].name, name) == 0) {
-            rc = commands[c].fn(&ctx, argc - i, argv + i);
-            break;
-        }
-    ofctl_http_global_cleanup();
-    if (rc < 0) {
+    const ofctl_sub *c = ofctl_sub_find(commands, NCOMMANDS, name);
+    if (c == NULL) {
         fprintf(stderr, "ofctl: unknown command '%s'\nTry 'ofctl --help'.\n",
                 name);
-        rc = OFCTL_EXIT_USAGE;
+        return OFCTL_EXIT_USAGE;
     }
+    ofctl_http_global_init();
+    rc = c->fn(&ctx, nargs, args);
+    ofctl_http_global_cleanup();
     if (ctx.cfg_loaded)
         ofctl_config_free(&ctx.cfg);
     fflush(stdout);

@@ -10,8 +10,9 @@
 #ifndef OFCTL_CLI_H
 #define OFCTL_CLI_H
 
-#include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <cjson/cJSON.h>
@@ -19,14 +20,15 @@
 #include "of_status.h"
 #include "ofctl_args.h"
 #include "ofctl_cfg.h"
+#include "ofctl_opts.h"
 
-typedef struct ofctl_ctx {
+struct ofctl_ctx {
     bool json;        /* --json: JSON lines on stdout */
     bool cfg_loaded;
     ofctl_config cfg;
     FILE *out;        /* stdout */
     FILE *err;        /* stderr */
-} ofctl_ctx;
+};
 
 /* Runs ofctl with the process's arguments. Returns the exit code. */
 int ofctl_main(int argc, char **argv);
@@ -38,8 +40,8 @@ int ofctl_ctx_config(ofctl_ctx *ctx);
 /* Prints "ofctl: <message>" on stderr. */
 void ofctl_errorf(ofctl_ctx *ctx, const char *fmt, ...) OF_PRINTF(2, 3);
 
-/* Prints a usage error plus a pointer to --help for `cmd` on stderr;
- * returns OFCTL_EXIT_USAGE. */
+/* Prints a usage error plus a pointer to --help for `cmd` on stderr
+ * ("ofctl --help" when cmd is NULL or ""); returns OFCTL_EXIT_USAGE. */
 int ofctl_usage_error(ofctl_ctx *ctx, const char *cmd, const char *fmt, ...)
     OF_PRINTF(3, 4);
 
@@ -50,13 +52,18 @@ void ofctl_json_line(ofctl_ctx *ctx, cJSON *obj);
 /* The exit code for an operation's status: OK -> 0, else 1. */
 int ofctl_exit_for(of_status st);
 
-/* getopt_long over argv[0..argc) where argv[0] is the (sub)command name:
- * resets getopt's state on the first call (first = true). Unknown options
- * and missing arguments return '?' after printing a message naming
- * `cmd`. Otherwise the same as getopt_long. */
-int ofctl_getopt(ofctl_ctx *ctx, const char *cmd, int argc, char **argv,
-                 const char *shortopts, const struct option *longopts,
-                 bool *first);
+/* {"summary": {"topic": topic, ...}}: the last JSON line of a command
+ * that reports per item. Returns the whole object (for ofctl_json_line)
+ * and sets *summary to the inner one, where the caller adds its figures.
+ * topic NULL: no "topic" member. NULL on allocation failure. */
+cJSON *ofctl_json_summary(const char *topic, cJSON **summary);
+
+/* Adds name: the RFC 3339 time of ms, or null when ms < 0. */
+void ofctl_json_time(cJSON *o, const char *name, int64_t ms);
+
+/* Adds name: the bytes p[0..len) as a string when they are valid UTF-8
+ * without NUL, else their hex as "<name>_hex"; null when p is NULL. */
+void ofctl_json_bytes(cJSON *o, const char *name, const void *p, size_t len);
 
 /* The commands (argv[0] is the command word). */
 int ofctl_cmd_topics(ofctl_ctx *ctx, int argc, char **argv);

@@ -46,19 +46,6 @@ static const char usage[] =
     "  --json              JSON lines: the gateway's answer, then the order\n"
     "  -h, --help          this help\n";
 
-enum {
-    OPT_ORDER = 256,
-    OPT_ITEM,
-    OPT_PAYMENT,
-    OPT_AMOUNT,
-    OPT_CURRENCY,
-    OPT_CUSTOMER,
-    OPT_EMAIL,
-    OPT_PHONE,
-    OPT_WEBHOOK,
-    OPT_WAIT,
-    OPT_JSON,
-};
 
 /* Joins base (without trailing '/') and path. */
 static void join_url(const char *base, const char *path, char *out,
@@ -184,87 +171,72 @@ static int wait_outcome(ofctl_ctx *ctx, const char *order_id,
     return OFCTL_EXIT_FAIL;
 }
 
+/* --item SKU:QTY, repeatable. */
+typedef struct item_list {
+    ofctl_item v[OFCTL_PAY_MAX_ITEMS];
+    size_t n;
+} item_list;
+
+static int parse_item(void *target, const char *value, char *err,
+                      size_t errlen)
+{
+    item_list *l = target;
+    if (l->n >= OFCTL_PAY_MAX_ITEMS) {
+        snprintf(err, errlen, "--item: at most %d items", OFCTL_PAY_MAX_ITEMS);
+        return -1;
+    }
+    char why[256] = "";
+    if (ofctl_parse_item(value, &l->v[l->n], why, sizeof why) != 0) {
+        snprintf(err, errlen, "--item %s", why);
+        return -1;
+    }
+    l->n++;
+    return 0;
+}
+
+/* --wait[=SECONDS] */
+typedef struct wait_opt {
+    bool on;
+    int64_t ms;
+} wait_opt;
+
+static int parse_wait(void *target, const char *value, char *err,
+                      size_t errlen)
+{
+    wait_opt *w = target;
+    w->on = true;
+    if (value && ofctl_parse_seconds(value, &w->ms) != 0) {
+        snprintf(err, errlen, "--wait=%s: seconds 0..86400", value);
+        return -1;
+    }
+    return 0;
+}
+
 int ofctl_cmd_pay(ofctl_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"order", required_argument, NULL, OPT_ORDER},
-        {"item", required_argument, NULL, OPT_ITEM},
-        {"payment", required_argument, NULL, OPT_PAYMENT},
-        {"amount", required_argument, NULL, OPT_AMOUNT},
-        {"currency", required_argument, NULL, OPT_CURRENCY},
-        {"customer", required_argument, NULL, OPT_CUSTOMER},
-        {"email", required_argument, NULL, OPT_EMAIL},
-        {"phone", required_argument, NULL, OPT_PHONE},
-        {"webhook", required_argument, NULL, OPT_WEBHOOK},
-        {"wait", optional_argument, NULL, OPT_WAIT},
-        {"json", no_argument, NULL, OPT_JSON},
-        {NULL, 0, NULL, 0}};
-    static ofctl_item items[OFCTL_PAY_MAX_ITEMS];
-    ofctl_pay_req req = {.items = items, .occurred_at_ms = -1};
-    bool wait = false;
-    int64_t wait_ms = DEFAULT_WAIT_MS;
+    static item_list items; /* 100 items: not on the stack */
+    items.n = 0;
+    ofctl_pay_req req = {.items = items.v, .occurred_at_ms = -1};
+    wait_opt wait = {.on = false, .ms = DEFAULT_WAIT_MS};
+    const ofctl_opt opts[] = {
+        OFCTL_STRING("order", &req.order_id),
+        OFCTL_CALL("item", &items, parse_item),
+        OFCTL_STRING("payment", &req.payment_id),
+        OFCTL_INTEGER("amount", 0, &req.amount_cents, 1, 1000000000000LL,
+                      "an integer 1..10^12 (cents)"),
+        OFCTL_STRING("currency", &req.currency),
+        OFCTL_STRING("customer", &req.customer_id),
+        OFCTL_STRING("email", &req.email),
+        OFCTL_STRING("phone", &req.phone),
+        OFCTL_STRING("webhook", &req.webhook_url),
+        OFCTL_CALL_OPTIONAL("wait", &wait, parse_wait),
+        OFCTL_OPTS_END};
+    const ofctl_cmd_spec spec = {.cmd = "pay", .usage = usage, .opts = opts};
+    int rc = ofctl_opts_parse(ctx, &spec, argc, argv, NULL, NULL);
+    if (rc != OFCTL_OPTS_RUN)
+        return rc;
+    req.nitems = items.n;
     char err[512] = "";
-    bool first = true;
-    int c;
-    while ((c = ofctl_getopt(ctx, "pay", argc, argv, "h", lo, &first)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(usage, ctx->out);
-            return OFCTL_EXIT_OK;
-        case OPT_ORDER:
-            req.order_id = optarg;
-            break;
-        case OPT_ITEM:
-            if (req.nitems >= OFCTL_PAY_MAX_ITEMS)
-                return ofctl_usage_error(ctx, "pay", "--item: at most %d items",
-                                         OFCTL_PAY_MAX_ITEMS);
-            if (ofctl_parse_item(optarg, &items[req.nitems], err, sizeof err) !=
-                0)
-                return ofctl_usage_error(ctx, "pay", "--item %s", err);
-            req.nitems++;
-            break;
-        case OPT_PAYMENT:
-            req.payment_id = optarg;
-            break;
-        case OPT_AMOUNT:
-            if (ofctl_parse_int(optarg, 1, 1000000000000LL,
-                                &req.amount_cents) != 0)
-                return ofctl_usage_error(
-                    ctx, "pay", "--amount '%s': an integer 1..10^12 (cents)",
-                    optarg);
-            break;
-        case OPT_CURRENCY:
-            req.currency = optarg;
-            break;
-        case OPT_CUSTOMER:
-            req.customer_id = optarg;
-            break;
-        case OPT_EMAIL:
-            req.email = optarg;
-            break;
-        case OPT_PHONE:
-            req.phone = optarg;
-            break;
-        case OPT_WEBHOOK:
-            req.webhook_url = optarg;
-            break;
-        case OPT_WAIT:
-            wait = true;
-            if (optarg && ofctl_parse_seconds(optarg, &wait_ms) != 0)
-                return ofctl_usage_error(ctx, "pay",
-                                         "--wait=%s: seconds 0..86400", optarg);
-            break;
-        case OPT_JSON:
-            ctx->json = true;
-            break;
-        default:
-            return OFCTL_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return ofctl_usage_error(ctx, "pay", "unexpected argument '%s'",
-                                 argv[optind]);
     if (req.order_id == NULL)
         return ofctl_usage_error(ctx, "pay", "--order ID is required");
     char gen_id[OF_UUID_STRLEN + 8];
@@ -277,8 +249,7 @@ int ofctl_cmd_pay(ofctl_ctx *ctx, int argc, char **argv)
     req.occurred_at_ms = of_now_ms();
     if (ofctl_pay_validate(&req, err, sizeof err) != 0)
         return ofctl_usage_error(ctx, "pay", "%s", err);
-    int rc = ofctl_ctx_config(ctx);
-    if (rc != OFCTL_EXIT_OK)
+    if ((rc = ofctl_ctx_config(ctx)) != OFCTL_EXIT_OK)
         return rc;
     /* No shutdown handler here: Ctrl-C simply ends a waiting `pay`. */
 
@@ -330,7 +301,7 @@ int ofctl_cmd_pay(ofctl_ctx *ctx, int argc, char **argv)
                      status);
         return OFCTL_EXIT_FAIL;
     }
-    if (!wait)
+    if (!wait.on)
         return OFCTL_EXIT_OK;
-    return wait_outcome(ctx, req.order_id, req.payment_id, wait_ms);
+    return wait_outcome(ctx, req.order_id, req.payment_id, wait.ms);
 }

@@ -71,28 +71,16 @@ static void print_problem(ofctl_ctx *ctx, const char *what,
 
 int ofctl_cmd_stock(ofctl_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {NULL, 0, NULL, 0}};
-    bool first = true;
-    int c;
-    while ((c = ofctl_getopt(ctx, "stock", argc, argv, "h", lo, &first)) !=
-           -1) {
-        switch (c) {
-        case 'h':
-            fputs(usage, ctx->out);
-            return OFCTL_EXIT_OK;
-        case 'j':
-            ctx->json = true;
-            break;
-        default:
-            return OFCTL_EXIT_USAGE;
-        }
-    }
-    int nargs = argc - optind;
-    char **args = argv + optind;
-    if (nargs < 1)
-        return ofctl_usage_error(ctx, "stock", "missing subcommand (get|set)");
+    const ofctl_cmd_spec spec = {.cmd = "stock",
+                                 .usage = usage,
+                                 .min_args = 1,
+                                 .max_args = -1,
+                                 .args_hint = "missing subcommand (get|set)"};
+    char **args;
+    int nargs;
+    int rc = ofctl_opts_parse(ctx, &spec, argc, argv, &args, &nargs);
+    if (rc != OFCTL_OPTS_RUN)
+        return rc;
     bool set = strcmp(args[0], "set") == 0;
     if (!set && strcmp(args[0], "get") != 0)
         return ofctl_usage_error(ctx, "stock", "unknown subcommand 'stock %s'",
@@ -111,8 +99,7 @@ int ofctl_cmd_stock(ofctl_ctx *ctx, int argc, char **argv)
     if (set && ofctl_parse_int(args[2], 0, (1LL << 53), &n) != 0)
         return ofctl_usage_error(ctx, "stock",
                                  "'%s': N must be an integer >= 0", args[2]);
-    int rc = ofctl_ctx_config(ctx);
-    if (rc != OFCTL_EXIT_OK)
+    if ((rc = ofctl_ctx_config(ctx)) != OFCTL_EXIT_OK)
         return rc;
     if (set && (ctx->cfg.admin_token == NULL || ctx->cfg.admin_token[0] == '\0')) {
         ofctl_errorf(ctx, "OF_ADMIN_TOKEN is not set: `stock set` needs the "

@@ -27,29 +27,11 @@ static const char usage[] =
 
 static int topics_create(ofctl_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {NULL, 0, NULL, 0}};
-    bool first = true;
-    int c;
-    while ((c = ofctl_getopt(ctx, "topics create", argc, argv, "h", lo,
-                             &first)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(usage, ctx->out);
-            return OFCTL_EXIT_OK;
-        case 'j':
-            ctx->json = true;
-            break;
-        default:
-            return OFCTL_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return ofctl_usage_error(ctx, "topics create",
-                                 "unexpected argument '%s'", argv[optind]);
-    int rc = ofctl_ctx_config(ctx);
-    if (rc != OFCTL_EXIT_OK)
+    const ofctl_cmd_spec spec = {.cmd = "topics create", .usage = usage};
+    int rc = ofctl_opts_parse(ctx, &spec, argc, argv, NULL, NULL);
+    if (rc != OFCTL_OPTS_RUN)
+        return rc;
+    if ((rc = ofctl_ctx_config(ctx)) != OFCTL_EXIT_OK)
         return rc;
     const ofctl_config *cfg = &ctx->cfg;
 
@@ -122,11 +104,7 @@ static int topics_create(ofctl_ctx *ctx, int argc, char **argv)
         }
     }
     if (t) {
-        char *s = ofctl_table_render(t);
-        if (s)
-            fputs(s, ctx->out);
-        free(s);
-        ofctl_table_free(t);
+        ofctl_table_print(t, ctx->out);
         fprintf(ctx->out, "%zu created, %zu already existed, %zu failed\n",
                 created, existing, failed);
     }
@@ -137,13 +115,8 @@ static int topics_create(ofctl_ctx *ctx, int argc, char **argv)
 
 int ofctl_cmd_topics(ofctl_ctx *ctx, int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "--help") == 0) {
-        fputs(usage, argc < 2 ? ctx->err : ctx->out);
-        return argc < 2 ? OFCTL_EXIT_USAGE : OFCTL_EXIT_OK;
-    }
-    if (strcmp(argv[1], "create") == 0)
-        return topics_create(ctx, argc - 1, argv + 1);
-    return ofctl_usage_error(ctx, "topics", "unknown subcommand 'topics %s'",
-                             argv[1]);
+    static const ofctl_sub subs[] = {{"create", topics_create}};
+    const ofctl_cmd_spec spec = {.cmd = "topics", .usage = usage};
+    return ofctl_dispatch(ctx, &spec, subs, sizeof subs / sizeof subs[0], argc,
+                          argv);
 }

@@ -343,37 +343,14 @@ static void check_outcomes(of_pg *pg, ofctl_outcomes *o, ofctl_idset *ids,
 
 int ofctl_cmd_verify(ofctl_ctx *ctx, int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"grace", required_argument, NULL, 'g'},
-                                       {NULL, 0, NULL, 0}};
     int64_t grace_ms = DEFAULT_GRACE_MS;
-    bool first = true;
-    int c;
-    while ((c = ofctl_getopt(ctx, "verify", argc, argv, "h", lo, &first)) !=
-           -1) {
-        switch (c) {
-        case 'h':
-            fputs(usage, ctx->out);
-            return OFCTL_EXIT_OK;
-        case 'j':
-            ctx->json = true;
-            break;
-        case 'g':
-            if (ofctl_parse_seconds(optarg, &grace_ms) != 0)
-                return ofctl_usage_error(ctx, "verify",
-                                         "--grace '%s': seconds 0..86400",
-                                         optarg);
-            break;
-        default:
-            return OFCTL_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return ofctl_usage_error(ctx, "verify", "unexpected argument '%s'",
-                                 argv[optind]);
-    int rc = ofctl_ctx_config(ctx);
-    if (rc != OFCTL_EXIT_OK)
+    const ofctl_opt opts[] = {
+        OFCTL_SECONDS("grace", &grace_ms, "seconds 0..86400"), OFCTL_OPTS_END};
+    const ofctl_cmd_spec spec = {.cmd = "verify", .usage = usage, .opts = opts};
+    int rc = ofctl_opts_parse(ctx, &spec, argc, argv, NULL, NULL);
+    if (rc != OFCTL_OPTS_RUN)
+        return rc;
+    if ((rc = ofctl_ctx_config(ctx)) != OFCTL_EXIT_OK)
         return rc;
     const ofctl_config *cfg = &ctx->cfg;
 
@@ -464,8 +441,10 @@ int ofctl_cmd_verify(ofctl_ctx *ctx, int argc, char **argv)
         failed += !checks[i].ok;
     }
     if (ctx->json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON *s = cJSON_AddObjectToObject(j, "summary");
+        cJSON *s = NULL;
+        cJSON *j = ofctl_json_summary(NULL, &s);
+        if (j == NULL)
+            return OFCTL_EXIT_FAIL;
         cJSON_AddNumberToObject(s, "checks", 5);
         cJSON_AddNumberToObject(s, "failed", (double)failed);
         cJSON_AddBoolToObject(s, "ok", failed == 0);

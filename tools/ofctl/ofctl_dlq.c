@@ -101,6 +101,14 @@ int ofctl_dlq_summary_cmp(const void *a, const void *b)
     return 0;
 }
 
+bool ofctl_header_at(const rd_kafka_headers_t *hdrs, size_t i,
+                     ofctl_header *out)
+{
+    return hdrs != NULL && i < rd_kafka_header_cnt(hdrs) &&
+           rd_kafka_header_get_all(hdrs, i, &out->name, &out->value,
+                                   &out->len) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 rd_kafka_headers_t *ofctl_replay_headers(const rd_kafka_headers_t *in,
                                          int64_t now_ms, long long *count)
 {
@@ -115,16 +123,12 @@ rd_kafka_headers_t *ofctl_replay_headers(const rd_kafka_headers_t *in,
         if (ofctl_parse_int(buf, 0, 1000000000LL, &c) == 0)
             prev = c;
     }
-    for (size_t i = 0; i < n; i++) {
-        const char *name;
-        const void *v;
-        size_t len;
-        if (rd_kafka_header_get_all(in, i, &name, &v, &len) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR)
-            break;
-        if (strncmp(name, "dlq.", 4) == 0)
+    ofctl_header hd;
+    for (size_t i = 0; ofctl_header_at(in, i, &hd); i++) {
+        if (strncmp(hd.name, "dlq.", 4) == 0)
             continue;
-        if (rd_kafka_header_add(out, name, -1, v, v ? (ssize_t)len : 0) !=
+        if (rd_kafka_header_add(out, hd.name, -1, hd.value,
+                                hd.value ? (ssize_t)hd.len : 0) !=
             RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_headers_destroy(out);
             return NULL;

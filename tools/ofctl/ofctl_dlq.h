@@ -23,6 +23,19 @@ extern const char *const ofctl_dlq_headers[OFCTL_DLQ_NHEADERS];
 #define OFCTL_HDR_REPLAYED_AT "dlq.replayed.at"
 #define OFCTL_HDR_REPLAY_COUNT "dlq.replay.count"
 
+/* One header of a list: its name, and its value (NULL for a null
+ * value) of len bytes. */
+typedef struct ofctl_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} ofctl_header;
+
+/* The header at position i of hdrs (in their order) into *out, pointing
+ * into hdrs. Returns false past the last one, or when hdrs is NULL. */
+bool ofctl_header_at(const rd_kafka_headers_t *hdrs, size_t i,
+                     ofctl_header *out);
+
 /* Fills missing[] with the section 7 header names absent from hdrs (hdrs
  * NULL: all of them), in contract order; missing has room for
  * OFCTL_DLQ_NHEADERS. Returns how many are missing. The names point to

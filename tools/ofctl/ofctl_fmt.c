@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "of_json.h"
+#include "of_time.h"
 
 struct ofctl_table {
     size_t ncols;
@@ -342,4 +343,24 @@ char *ofctl_copy(char *dst, size_t dstlen, const char *src)
         memcpy(dst, src, n);
     dst[n] = '\0';
     return dst;
+}
+
+char *ofctl_fmt_time(int64_t ms, char *out, size_t outlen)
+{
+    if (ms < 0) {
+        snprintf(out, outlen, "-");
+        return out;
+    }
+    return of_time_rfc3339(ms, out, outlen);
+}
+
+void ofctl_table_print(ofctl_table *t, FILE *f)
+{
+    if (t == NULL)
+        return;
+    char *s = ofctl_table_render(t);
+    if (s)
+        fputs(s, f);
+    free(s);
+    ofctl_table_free(t);
 }

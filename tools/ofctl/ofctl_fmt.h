@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct ofctl_table ofctl_table;
 
@@ -32,6 +33,10 @@ char *ofctl_table_render(const ofctl_table *t);
 /* Frees the table. NULL-safe. */
 void ofctl_table_free(ofctl_table *t);
 
+/* Renders t onto f (nothing when out of memory) and frees it. NULL-safe
+ * (prints nothing). */
+void ofctl_table_print(ofctl_table *t, FILE *f);
+
 /* Writes a one-line preview of data[0..len) into out: printable ASCII is
  * kept, '\n' '\r' '\t' become a space, every other byte '.', at most
  * max_chars characters, with "..." appended when cut. data NULL writes
@@ -54,6 +59,10 @@ char *ofctl_hex(const void *data, size_t len);
  * Returns out. */
 char *ofctl_progress_line(const char *label, size_t done, size_t total,
                           size_t width, char *out, size_t outlen);
+
+/* Writes the RFC 3339 time of ms (UTC, milliseconds) into out, or "-"
+ * when ms < 0 (unknown). Returns out. */
+char *ofctl_fmt_time(int64_t ms, char *out, size_t outlen);
 
 /* Copies src into dst (dstlen >= 1), truncating; always NUL-terminated.
  * NULL src copies "". Returns dst. */

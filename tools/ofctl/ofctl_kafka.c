@@ -305,27 +305,43 @@ out:
     return st;
 }
 
+of_status ofctl_kafka_bounds(ofctl_kafka *k, const char *topic,
+                             ofctl_bounds *b, char *err, size_t errlen)
+{
+    memset(b, 0, sizeof *b);
+    of_status st = ofctl_kafka_partitions(k, topic, &b->npart, err, errlen);
+    if (st != OF_OK)
+        return st;
+    b->low = calloc((size_t)b->npart, sizeof *b->low);
+    b->high = calloc((size_t)b->npart, sizeof *b->high);
+    if (b->low == NULL || b->high == NULL) {
+        of_seterr(err, errlen, "out of memory");
+        return OF_EFATAL;
+    }
+    return ofctl_kafka_watermarks(k, topic, b->npart, b->low, b->high, err,
+                                  errlen);
+}
+
+void ofctl_bounds_free(ofctl_bounds *b)
+{
+    if (b == NULL)
+        return;
+    free(b->low);
+    free(b->high);
+    b->low = b->high = NULL;
+    b->npart = 0;
+}
+
 of_status ofctl_kafka_scan_topic(ofctl_kafka *k, const char *topic,
                                  ofctl_scan_fn fn, void *ud, char *err,
                                  size_t errlen)
 {
-    int32_t npart = 0;
-    of_status st = ofctl_kafka_partitions(k, topic, &npart, err, errlen);
-    if (st != OF_OK)
-        return st;
-    int64_t *low = calloc((size_t)npart, sizeof *low);
-    int64_t *high = calloc((size_t)npart, sizeof *high);
-    if (low == NULL || high == NULL) {
-        free(low);
-        free(high);
-        of_seterr(err, errlen, "out of memory");
-        return OF_EFATAL;
-    }
-    st = ofctl_kafka_watermarks(k, topic, npart, low, high, err, errlen);
+    ofctl_bounds b;
+    of_status st = ofctl_kafka_bounds(k, topic, &b, err, errlen);
     if (st == OF_OK)
-        st = ofctl_kafka_scan(k, topic, npart, low, high, fn, ud, err, errlen);
-    free(low);
-    free(high);
+        st = ofctl_kafka_scan(k, topic, b.npart, b.low, b.high, fn, ud, err,
+                              errlen);
+    ofctl_bounds_free(&b);
     return st;
 }
 

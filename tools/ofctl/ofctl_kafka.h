@@ -49,6 +49,24 @@ of_status ofctl_kafka_watermarks(ofctl_kafka *k, const char *topic,
                                  int32_t npart, int64_t *low, int64_t *high,
                                  char *err, size_t errlen) OF_MUST_CHECK;
 
+/* A topic's partitions and their watermarks, read at one moment. */
+typedef struct ofctl_bounds {
+    int32_t npart;
+    int64_t *low;  /* per partition: the first offset still held */
+    int64_t *high; /* per partition: the offset the next record gets */
+} ofctl_bounds;
+
+/* Reads the partition count of topic and the watermarks of every
+ * partition into *b (zeroed first; free with ofctl_bounds_free, also on
+ * failure). OF_EPERMANENT when the topic does not exist, OF_ETRANSIENT
+ * when Kafka did not answer, OF_EFATAL when out of memory. */
+of_status ofctl_kafka_bounds(ofctl_kafka *k, const char *topic,
+                             ofctl_bounds *b, char *err, size_t errlen)
+    OF_MUST_CHECK;
+
+/* Frees what ofctl_kafka_bounds allocated. NULL-safe. */
+void ofctl_bounds_free(ofctl_bounds *b);
+
 /* Called for each record read; returns 0 to go on, 1 to stop the scan
  * (OF_OK), -1 to abort it (OF_EPERMANENT). `m` is valid during the call
  * only. */

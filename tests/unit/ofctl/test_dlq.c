@@ -96,6 +96,25 @@ static void test_summary_order(void **state)
     assert_int_equal(v[2].time_ms, 30); /* newest last */
 }
 
+static void test_header_at(void **state)
+{
+    (void)state;
+    ofctl_header hd;
+    assert_false(ofctl_header_at(NULL, 0, &hd));
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    rd_kafka_header_add(h, "a", -1, "1", 1);
+    rd_kafka_header_add(h, "n", -1, NULL, 0);
+    assert_true(ofctl_header_at(h, 0, &hd));
+    assert_string_equal(hd.name, "a");
+    assert_int_equal(hd.len, 1);
+    assert_memory_equal(hd.value, "1", 1);
+    assert_true(ofctl_header_at(h, 1, &hd));
+    assert_string_equal(hd.name, "n");
+    assert_null(hd.value);
+    assert_false(ofctl_header_at(h, 2, &hd));
+    rd_kafka_headers_destroy(h);
+}
+
 static void test_replay_headers(void **state)
 {
     (void)state;
@@ -196,7 +215,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing),        cmocka_unit_test(test_summarize),
         cmocka_unit_test(test_summary_order),  cmocka_unit_test(test_replay_headers),
-        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_plan),           cmocka_unit_test(test_header_at),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +98,25 @@ static void test_hex_and_copy(void **state)
     assert_string_equal(ofctl_copy(b, sizeof b, NULL), "");
 }
 
+static void test_time_and_table_print(void **state)
+{
+    (void)state;
+    char b[40];
+    assert_string_equal(ofctl_fmt_time(-1, b, sizeof b), "-");
+    assert_string_equal(ofctl_fmt_time(1700000000500LL, b, sizeof b),
+                        "2023-11-14T22:13:20.500Z");
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    ofctl_table *t = ofctl_table_new(2, (const char *const[]){"A", "B"});
+    ofctl_table_add(t, (const char *const[]){"x", "y"});
+    ofctl_table_print(t, f); /* frees t */
+    ofctl_table_print(NULL, f);
+    fclose(f);
+    assert_string_equal(buf, "A  B\nx  y\n");
+    free(buf);
+}
+
 static void test_progress_line(void **state)
 {
     (void)state;
@@ -118,6 +138,7 @@ int main(void)
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_hex_and_copy),
         cmocka_unit_test(test_progress_line),
+        cmocka_unit_test(test_time_and_table_print),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

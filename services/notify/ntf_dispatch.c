@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "ntf_classify.h"
+#include "ntf_oom.h"
 #include "of_log.h"
 #include "of_shutdown.h"
 #include "of_sig.h"
@@ -70,16 +71,13 @@ void ntf_produce(ntf_engine *e, ntf_dlv *d)
         };
         h = ntf_dlq_headers(orig, &dm);
     }
-    of_status st = OF_ETRANSIENT;
-    if (h) {
-        ntf_stage_set(e, d, NTF_ST_PRODUCING);
-        st = of_kafka_produce(e->prod, topic, RD_KAFKA_PARTITION_UA, m->key,
-                              m->klen, m->value, m->vlen, h, ntf_dr, d, 0,
-                              err, sizeof err);
-        /* h is owned by the producer now, whatever the result */
-    } else {
-        snprintf(err, sizeof err, "out of memory");
-    }
+    if (!h)
+        ntf_oom("a retry or DLQ record's headers");
+    ntf_stage_set(e, d, NTF_ST_PRODUCING);
+    of_status st = of_kafka_produce(e->prod, topic, RD_KAFKA_PARTITION_UA,
+                                    m->key, m->klen, m->value, m->vlen, h,
+                                    ntf_dr, d, 0, err, sizeof err);
+    /* h is owned by the producer now, whatever the result */
     if (st == OF_OK)
         return;
     if (st == OF_EFATAL) {
@@ -157,6 +155,8 @@ static void ntf_on_sent(void *ud, int curl_code, long http_status,
     ntf_rec *r = d->rec;
     ntf_engine *e = r->e;
     const char *cn = ntf_channel_name(d->ch);
+    if (curl_code == CURLE_OUT_OF_MEMORY)
+        ntf_oom("libcurl");
     e->inflight[d->ch]--;
     of_metric_set(e->m_inflight, e->inflight[d->ch], OF_LABELS(cn));
     free(d->body);
@@ -258,15 +258,14 @@ static void ntf_send(ntf_engine *e, ntf_dlv *d, bool probe)
         d->body = ntf_delivery_body(&d->rec->oc, &d->target, d->id, &blen);
     else
         blen = strlen(d->body);
-    struct curl_slist *h = d->body ? ntf_headers(e, d) : NULL;
-    if (!h || ntf_sender_post(e->snd, d->target.url, d->body, blen, h,
-                              ntf_on_sent, d, err, sizeof err) != OF_OK) {
-        /* Out of memory: put it back and try later. */
-        if (probe)
-            ntf_breaker_cancel_probe(&e->br[d->ch]);
-        ntf_list_push(&e->chq[d->ch], d);
-        return;
-    }
+    if (!d->body)
+        ntf_oom("a delivery body");
+    struct curl_slist *h = ntf_headers(e, d);
+    if (!h)
+        ntf_oom("a delivery's headers");
+    if (ntf_sender_post(e->snd, d->target.url, d->body, blen, h, ntf_on_sent,
+                        d, err, sizeof err) != OF_OK)
+        ntf_oom(err); /* the only failure: allocation (see ntf_sender.h) */
     ntf_stage_set(e, d, NTF_ST_SENDING);
     e->inflight[d->ch]++;
     of_metric_set(e->m_inflight, e->inflight[d->ch],

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ntf_oom.h"
 #include "of_log.h"
 #include "of_time.h"
 
@@ -125,6 +126,8 @@ static void ntf_worker_failed(ntf_engine *e, ntf_worker *w, of_status st,
                               const char *err, ntf_list *batch,
                               ntf_list *back)
 {
+    if (st == OF_EFATAL)
+        ntf_oom(err); /* ntf_store: only allocation failures are fatal */
     atomic_store(&e->pg_ok, false);
     long wait = of_pg_backoff_ms(w->pg);
     if (wait < 100)
@@ -219,18 +222,8 @@ void ntf_run_check(ntf_engine *e)
         return;
     w->ids = malloc(look.n * sizeof *w->ids);
     w->flags = malloc(look.n * sizeof *w->flags);
-    if (!w->ids || !w->flags) {
-        free(w->ids);
-        free(w->flags);
-        w->ids = NULL;
-        w->flags = NULL;
-        for (ntf_dlv *d; (d = ntf_list_pop(&look));) {
-            ntf_idmap_del(&e->ids, &d->node);
-            d->registered = false;
-            ntf_list_push(&e->check, d);
-        }
-        return;
-    }
+    if (!w->ids || !w->flags)
+        ntf_oom("a delivery log lookup");
     size_t i = 0;
     for (ntf_dlv *d = look.head; d; d = d->qnext)
         w->ids[i++] = d->id;
@@ -263,7 +256,7 @@ void ntf_run_record(ntf_engine *e)
     size_t n = e->record.n;
     ntf_store_row *rows = malloc(n * sizeof *rows);
     if (!rows)
-        return;
+        ntf_oom("a delivery log write");
     size_t i = 0;
     for (ntf_dlv *d = e->record.head; d; d = d->qnext, i++) {
         rows[i] = (ntf_store_row){

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ntf_oom.h"
 #include "of_log.h"
 #include "of_time.h"
 
@@ -38,7 +39,7 @@ static ntf_part *ntf_part_get(ntf_engine *e, const char *topic, int32_t p,
         return NULL;
     ntf_part *x = calloc(1, sizeof *x);
     if (!x)
-        return NULL;
+        ntf_oom("a partition");
     snprintf(x->topic, sizeof x->topic, "%s", topic);
     x->partition = p;
     x->tier = ntf_topic_tier(e, topic);
@@ -60,7 +61,7 @@ void ntf_hold_clear(ntf_engine *e, ntf_part *p)
     p->hold_head = p->hold_len = 0;
 }
 
-static int ntf_hold_push(ntf_engine *e, ntf_part *p, ntf_msg *m)
+static void ntf_hold_push(ntf_engine *e, ntf_part *p, ntf_msg *m)
 {
     e->held_total++;
     if (p->hold_head > 0 && p->hold_head == p->hold_len)
@@ -74,16 +75,13 @@ static int ntf_hold_push(ntf_engine *e, ntf_part *p, ntf_msg *m)
         } else {
             size_t nc = p->hold_cap ? p->hold_cap * 2 : 16;
             ntf_msg **h = realloc(p->hold, nc * sizeof *h);
-            if (!h) {
-                e->held_total--;
-                return -1;
-            }
+            if (!h)
+                ntf_oom("holding a retry record");
             p->hold = h;
             p->hold_cap = nc;
         }
     }
     p->hold[p->hold_len++] = m;
-    return 0;
 }
 
 static void ntf_part_set_paused(ntf_engine *e, ntf_part *p, bool pause)
@@ -113,8 +111,6 @@ void ntf_on_rebalance(void *ud, bool assigned,
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &parts->elems[i];
         ntf_part *p = ntf_part_get(e, tp->topic, tp->partition, true);
-        if (!p)
-            continue;
         p->gen++;
         ntf_offq_clear(&p->q);
         ntf_hold_clear(e, p);
@@ -150,16 +146,15 @@ void ntf_on_message(ntf_engine *e, rd_kafka_message_t *km)
     ntf_msg *m = p && p->assigned ? ntf_msg_copy(km, p->topic) : NULL;
     rd_kafka_message_destroy(km);
     if (!m) {
-        /* Not ours any more, or out of memory: not tracked, so its offset
-         * is never stored past it; it is consumed again later. */
+        /* Not ours any more: not tracked, so its offset is never stored
+         * past it; the partition's new owner consumes it. */
         return;
     }
     if (p->tier > 0) {
         if (ntf_hold_count(p) > 0) {
             /* Behind a held record: held too, in order. A full hold pauses
              * the partition (see ntf_release_held). */
-            if (ntf_hold_push(e, p, m) != 0)
-                ntf_msg_free(m);
+            ntf_hold_push(e, p, m);
             if (ntf_hold_count(p) >= NTF_HOLD_MAX ||
                 e->held_total >= NTF_HOLD_TOTAL) {
                 p->hold_full = true;
@@ -170,10 +165,7 @@ void ntf_on_message(ntf_engine *e, rd_kafka_message_t *km)
         ntf_retry_meta meta;
         ntf_retry_meta_read(m->hdrs, &meta);
         if (!meta.bad && meta.due_ms > of_now_ms()) {
-            if (ntf_hold_push(e, p, m) != 0) {
-                ntf_msg_free(m);
-                return;
-            }
+            ntf_hold_push(e, p, m);
             if (of_log_enabled(OF_LOG_DEBUG)) {
                 char ps[16], os[24];
                 snprintf(ps, sizeof ps, "%d", (int)m->partition);

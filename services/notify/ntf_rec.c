@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ntf_oom.h"
 #include "of_log.h"
 #include "of_time.h"
 
@@ -43,7 +44,7 @@ ntf_msg *ntf_msg_copy(const rd_kafka_message_t *m, const char *topic)
     size_t klen = m->key ? m->key_len : 0, vlen = m->payload ? m->len : 0;
     ntf_msg *x = malloc(sizeof *x + klen + vlen + 1);
     if (!x)
-        return NULL;
+        ntf_oom("copying a consumed record");
     x->topic = topic;
     x->partition = m->partition;
     x->offset = m->offset;
@@ -52,10 +53,8 @@ ntf_msg *ntf_msg_copy(const rd_kafka_message_t *m, const char *topic)
     rd_kafka_headers_t *h = NULL;
     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
         x->hdrs = rd_kafka_headers_copy(h);
-        if (!x->hdrs) {
-            free(x);
-            return NULL;
-        }
+        if (!x->hdrs)
+            ntf_oom("copying a consumed record's headers");
     }
     x->key = m->key ? x->data : NULL;
     x->klen = klen;
@@ -135,7 +134,7 @@ static ntf_dlv *ntf_dlv_new(ntf_rec *r)
 {
     ntf_dlv *d = calloc(1, sizeof *d);
     if (!d)
-        return NULL;
+        ntf_oom("a delivery");
     NTF_LINK(r->e->all_dlv, d);
     d->rec = r;
     d->node.key = d->id;
@@ -146,13 +145,8 @@ static ntf_dlv *ntf_dlv_new(ntf_rec *r)
 void ntf_rec_start(ntf_engine *e, ntf_msg *m, ntf_part *p)
 {
     ntf_rec *r = calloc(1, sizeof *r);
-    if (!r) {
-        /* Not tracked: the offset is never stored past it, so it is
-         * processed again after a restart or rebalance. */
-        of_log(OF_LOG_ERROR, NULL, "out of memory: record dropped for now");
-        ntf_msg_free(m);
-        return;
-    }
+    if (!r)
+        ntf_oom("a record");
     NTF_LINK(e->all_rec, r);
     r->e = e;
     r->msg = m;
@@ -161,7 +155,10 @@ void ntf_rec_start(ntf_engine *e, ntf_msg *m, ntf_part *p)
     r->tier = p->tier;
     r->oc.received_at_ms = -1;
     atomic_fetch_add(&e->pending_records, 1);
-    if (ntf_offq_push(&p->q, m->offset) != 0) {
+    int qr = ntf_offq_push(&p->q, m->offset);
+    if (qr == NTF_OFFQ_ENOMEM)
+        ntf_oom("a partition's offset queue");
+    if (qr != 0) {
         /* Out of order (a re-read after a seek): keep the partition's
          * tracking consistent by not tracking this one. */
         r->part = NULL;
@@ -199,12 +196,10 @@ void ntf_rec_start(ntf_engine *e, ntf_msg *m, ntf_part *p)
                      "class", cls),
                "unusable record dead-lettered: %s", err);
         ntf_dlv *d = ntf_dlv_new(r);
-        if (d) {
-            d->whole_record = true;
-            d->rec_dlq_class = cls;
-            ntf_set_error(d, "%s", err);
-            ntf_produce(e, d);
-        }
+        d->whole_record = true;
+        d->rec_dlq_class = cls;
+        ntf_set_error(d, "%s", err);
+        ntf_produce(e, d);
     } else {
         /* Memory: keep only the strings a delivery needs. */
         (void)ntf_outcome_compact(&r->oc); /* on failure the tree stays */
@@ -212,8 +207,6 @@ void ntf_rec_start(ntf_engine *e, ntf_msg *m, ntf_part *p)
         size_t n = ntf_outcome_targets(&r->oc, &e->urls, r->meta.channel, t);
         for (size_t i = 0; i < n; i++) {
             ntf_dlv *d = ntf_dlv_new(r);
-            if (!d)
-                break; /* the record stays unfinished: retried later */
             d->ch = t[i].channel;
             d->target = t[i];
             d->attempts = r->meta.attempts;

@@ -107,8 +107,8 @@ of_status ntf_sender_post(ntf_sender *s, const char *url, const char *body,
     ntf_req *r = ntf_req_get(s);
     if (!r) {
         curl_slist_free_all(hdrs);
-        of_seterr(err, errlen, "out of memory");
-        return OF_ETRANSIENT;
+        of_seterr(err, errlen, "libcurl: out of memory");
+        return OF_EFATAL;
     }
     CURL *e = r->easy;
     r->hdrs = hdrs;
@@ -128,7 +128,7 @@ of_status ntf_sender_post(ntf_sender *s, const char *url, const char *body,
         s->free_list = r;
         of_seterr(err, errlen, "curl_multi_add_handle: %s",
                   curl_multi_strerror(mc));
-        return OF_ETRANSIENT;
+        return OF_EFATAL;
     }
     r->start_us = of_mono_us();
     r->next = s->live;

@@ -30,7 +30,8 @@ ntf_sender *ntf_sender_new(int64_t timeout_ms, long max_conns, char *err,
  * ("Name: value"; `hdrs` is owned by the sender from the call on, whatever
  * the result). `body` must stay valid until `done` is called. `done` is
  * called exactly once when OF_OK is returned, never otherwise.
- * OF_ETRANSIENT on allocation failure. */
+ * OF_EFATAL when a handle cannot be allocated or added (out of memory:
+ * the caller stops, see ntf_oom.h). */
 of_status ntf_sender_post(ntf_sender *s, const char *url, const char *body,
                           size_t blen, struct curl_slist *hdrs,
                           ntf_send_done_fn done, void *ud, char *err,

@@ -76,7 +76,7 @@ of_status ntf_store_delivered(of_pg *pg, const char *const *ids, size_t n,
     if (arr.oom) {
         ntf_buf_free(&arr);
         of_seterr(err, errlen, "out of memory");
-        return OF_ETRANSIENT;
+        return OF_EFATAL;
     }
     const char *params[1] = {arr.p};
     PGresult *res = NULL;
@@ -121,7 +121,7 @@ of_status ntf_store_write(of_pg *pg, const ntf_store_row *rows, size_t n,
     ntf_row_ix *ix = malloc(n * sizeof *ix);
     if (!ix) {
         of_seterr(err, errlen, "out of memory");
-        return OF_ETRANSIENT;
+        return OF_EFATAL;
     }
     for (size_t i = 0; i < n; i++)
         ix[i] = (ntf_row_ix){&rows[i], i};
@@ -163,7 +163,7 @@ of_status ntf_store_write(of_pg *pg, const ntf_store_row *rows, size_t n,
         oom |= a[k].oom;
         params[k] = a[k].p;
     }
-    of_status st = OF_ETRANSIENT;
+    of_status st = OF_EFATAL;
     if (oom) {
         of_seterr(err, errlen, "out of memory");
     } else {
@@ -237,7 +237,7 @@ of_status ntf_store_list(of_pg *pg, const char *order_id, cJSON **out,
     PQclear(res);
     if (!arr) {
         of_seterr(err, errlen, "out of memory");
-        return OF_ETRANSIENT;
+        return OF_EFATAL;
     }
     *out = arr;
     return OF_OK;

@@ -35,7 +35,7 @@ int ntf_offq_push(ntf_offq *q, int64_t offset)
     if (q->len > 0 && q->off[(q->head + q->len - 1) % q->cap] >= offset)
         return -1;
     if (q->len == q->cap && ntf_offq_grow(q) != 0)
-        return -1;
+        return NTF_OFFQ_ENOMEM;
     size_t j = (q->head + q->len) % q->cap;
     q->off[j] = offset;
     q->done[j] = 0;

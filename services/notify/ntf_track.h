@@ -24,8 +24,11 @@ typedef struct ntf_offq {
     size_t cap, head, len;
 } ntf_offq;
 
+#define NTF_OFFQ_ENOMEM (-2)
+
 /* Appends an offset, which must be greater than every offset in q.
- * Returns 0, or -1 (not increasing, or allocation failure). */
+ * Returns 0, -1 when it is not greater (nothing changed), or
+ * NTF_OFFQ_ENOMEM when the queue cannot grow (nothing changed). */
 int ntf_offq_push(ntf_offq *q, int64_t offset);
 
 /* Marks offset done and pops the done prefix. Returns the greatest offset

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import wait_until
-from test_notify import deliveries, outcome, produce_outcome
+from test_notify import delivery_id, outcome, produce_outcome
 
 
 @pytest.mark.notify_retries(1)
@@ -33,3 +33,77 @@ def test_sigterm_while_delivery_reports_are_due_exits_0(kafka, ns, sink, service
     rec = kafka.read_all(ns.topic("notify.retry.1"), timeout=10, min_count=1)
     assert len(rec) == 1 and rec[0].header("notify.attempt") == "1"
     assert "ERROR: AddressSanitizer" not in svc.log()
+
+
+def _failalloc_lib():
+    """The LD_PRELOAD shim (tests/faultinject) next to the binaries, or a
+    reason to skip."""
+    from harness.services import bin_dir
+    binary = bin_dir() / "notify"
+    if b"libasan.so" in binary.read_bytes():
+        return None, "allocation-failure injection needs binaries without ASan"
+    lib = bin_dir().parent / "lib" / "libof_failalloc.so"
+    if not lib.exists():
+        return None, f"{lib} not built"
+    return lib, ""
+
+
+@pytest.mark.notify_retries(2)
+def test_allocation_failures_lose_no_delivery(kafka, ns, sink, services, db):
+    """Issue 13 defect 4: an allocation that fails while notify processes a
+    record (the record copy, the hold, the record itself, the offset
+    queue, cJSON, a body, curl) must never drop that record: notify exits
+    and the restart consumes it again. Each round produces 20 outcomes
+    (email, sms, webhook: 60 deliveries; the sink fails one request in
+    eight with a 503 so retry tiers are used too), starts notify with
+    libof_failalloc.so failing the N-th allocation after start-up, and
+    lets it run until it exits or 8 s pass. Then notify runs without
+    injection until everything is decided: every delivery must be
+    delivered and recorded, nothing dead-lettered."""
+    lib, why = _failalloc_lib()
+    if lib is None:
+        pytest.skip(why)
+    import itertools
+    counter = itertools.count()
+    flaky = [{"status": 503} if next(counter) % 8 == 7 else 200 for _ in range(5000)]
+    sink.respond("/", flaky)
+    env = {"OF_LOG_LEVEL": "info", "OF_NOTIFY_RETRY_DELAYS": "1s,1s",
+           "OF_RDKAFKA_SESSION_TIMEOUT_MS": "6000"}
+    want: set[str] = set()
+    rounds = []
+    for i, nth in enumerate((300, 1500, 4000, 9000, 20000, 45000)):
+        batch = [outcome(phone="+4915112345678") for _ in range(20)]
+        for v in batch:
+            produce_outcome(kafka, ns, v)
+            want.update(delivery_id(v["event_id"], ch) for ch in ("email", "sms", "webhook"))
+        svc = services.start("notify", env={**env, "LD_PRELOAD": str(lib),
+                                             "OF_FAILALLOC_NTH": str(nth),
+                                             "OF_FAILALLOC_AFTER_MS": "1000",
+                                             "OF_FAILALLOC_VERBOSE": "1"},
+                             wait_ready=False, check_exit=False)
+        deadline = time.monotonic() + 8
+        while svc.is_running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        rc = svc.wait_exit(0.1) if not svc.is_running() else svc.stop()
+        log = svc.log()
+        rounds.append((nth, rc, "out of memory" in log, "failalloc: failing" in log))
+    svc = services.start("notify", env=env)
+    def done():
+        rows = db.query("SELECT delivery_id::text FROM notify_deliveries WHERE status = 'delivered'")
+        return {r[0] for r in rows} >= want
+    wait_until(done, timeout=90, message="every delivery recorded as delivered")
+    delivered = {r[0] for r in db.query(
+        "SELECT delivery_id::text FROM notify_deliveries WHERE status = 'delivered'")}
+    ok = {r.header("Idempotency-Key") for r in sink.requests() if r.status == 200}
+    dlq = kafka.read_all(ns.topic("notify.dlq"), timeout=2)
+    print("\nallocation failure rounds (N-th allocation after 1 s, exit code, "
+          "notify's own out-of-memory exit, a call failed):")
+    for r in rounds:
+        print(f"  N={r[0]:>6}  rc={r[1]:>4}  oom_exit={r[2]}  injected={r[3]}")
+    print(f"deliveries {len(want)}, delivered and recorded {len(want & delivered)}, "
+          f"2xx at the sink {len(want & ok)}, DLQ records {len(dlq)}")
+    assert want <= ok, f"{len(want - ok)} deliveries never reached the sink"
+    assert want <= delivered
+    assert dlq == [], [r.header("dlq.error.class") for r in dlq]
+    assert any(r[3] for r in rounds), "no allocation failure was injected"
+

@@ -51,13 +51,12 @@ int ofctl_dlq_args(ofctl_ctx *ctx, const char *cmd, const ofctl_opt *opts,
                                  .opts = opts,
                                  .min_args = more < 0 ? 1 : 1 + more,
                                  .max_args = more < 0 ? -1 : 1 + more,
-                                 .args_hint = hint};
+                                 .args_hint = hint,
+                                 .config = true};
     char **args;
     int nargs;
     int rc = ofctl_opts_parse(ctx, &spec, argc, argv, &args, &nargs);
     if (rc != OFCTL_OPTS_RUN)
-        return rc;
-    if ((rc = ofctl_ctx_config(ctx)) != OFCTL_EXIT_OK)
         return rc;
     ofctl_topic_name(ctx->cfg.c.topic_prefix, args[0], topic, OFCTL_NAME_MAX);
     if (rest)

@@ -69,13 +69,13 @@ static int class_cmp(const void *x, const void *y)
 
 int ofctl_dlq_cmd_stats(ofctl_ctx *ctx, int argc, char **argv)
 {
-    const ofctl_cmd_spec spec = {.cmd = "dlq stats", .usage = ofctl_dlq_usage};
+    const ofctl_cmd_spec spec = {
+        .cmd = "dlq stats", .usage = ofctl_dlq_usage, .config = true};
     int rc = ofctl_opts_parse(ctx, &spec, argc, argv, NULL, NULL);
     if (rc != OFCTL_OPTS_RUN)
         return rc;
     ofctl_kafka k;
-    if ((rc = ofctl_ctx_config(ctx)) != OFCTL_EXIT_OK ||
-        (rc = ofctl_dlq_open(ctx, &k, "ofctl")) != OFCTL_EXIT_OK)
+    if ((rc = ofctl_dlq_open(ctx, &k, "ofctl")) != OFCTL_EXIT_OK)
         return rc;
     rc = OFCTL_EXIT_OK;
     for (size_t t = 0; t < OFCTL_NDLQ; t++) {

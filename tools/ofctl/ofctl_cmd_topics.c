@@ -27,11 +27,10 @@ static const char usage[] =
 
 static int topics_create(ofctl_ctx *ctx, int argc, char **argv)
 {
-    const ofctl_cmd_spec spec = {.cmd = "topics create", .usage = usage};
+    const ofctl_cmd_spec spec = {
+        .cmd = "topics create", .usage = usage, .config = true};
     int rc = ofctl_opts_parse(ctx, &spec, argc, argv, NULL, NULL);
     if (rc != OFCTL_OPTS_RUN)
-        return rc;
-    if ((rc = ofctl_ctx_config(ctx)) != OFCTL_EXIT_OK)
         return rc;
     const ofctl_config *cfg = &ctx->cfg;
 

@@ -346,11 +346,10 @@ int ofctl_cmd_verify(ofctl_ctx *ctx, int argc, char **argv)
     int64_t grace_ms = DEFAULT_GRACE_MS;
     const ofctl_opt opts[] = {
         OFCTL_SECONDS("grace", &grace_ms, "seconds 0..86400"), OFCTL_OPTS_END};
-    const ofctl_cmd_spec spec = {.cmd = "verify", .usage = usage, .opts = opts};
+    const ofctl_cmd_spec spec = {
+        .cmd = "verify", .usage = usage, .opts = opts, .config = true};
     int rc = ofctl_opts_parse(ctx, &spec, argc, argv, NULL, NULL);
     if (rc != OFCTL_OPTS_RUN)
-        return rc;
-    if ((rc = ofctl_ctx_config(ctx)) != OFCTL_EXIT_OK)
         return rc;
     const ofctl_config *cfg = &ctx->cfg;
 

@@ -139,6 +139,11 @@ int ofctl_opts_parse(ofctl_ctx *ctx, const ofctl_cmd_spec *spec, int argc,
         *args = argv + optind;
     if (nargs)
         *nargs = n;
+    if (spec->config) {
+        int rc = ofctl_ctx_config(ctx);
+        if (rc != OFCTL_EXIT_OK)
+            return rc;
+    }
     return OFCTL_OPTS_RUN;
 }
 

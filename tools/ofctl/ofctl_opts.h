@@ -79,6 +79,8 @@ typedef struct ofctl_cmd_spec {
                                     NULL: "unexpected argument 'X'" */
     bool stop_at_arg;            /* options end at the first positional
                                     argument (a command word follows) */
+    bool config;                 /* then load the configuration
+                                    (ofctl_ctx_config) */
 } ofctl_cmd_spec;
 
 /* ofctl_opts_parse's answer when the command should run. */
@@ -90,7 +92,8 @@ typedef struct ofctl_cmd_spec {
  * reordered). Returns OFCTL_OPTS_RUN when the command should go on;
  * OFCTL_EXIT_OK after printing the help for -h/--help; OFCTL_EXIT_USAGE
  * after printing a usage error (unknown option, missing or bad value,
- * wrong number of positional arguments). args and nargs may be NULL when
+ * wrong number of positional arguments) or, with spec->config, a
+ * configuration error. args and nargs may be NULL when
  * the command takes none. */
 int ofctl_opts_parse(ofctl_ctx *ctx, const ofctl_cmd_spec *spec, int argc,
                      char **argv, char ***args, int *nargs);

@@ -122,6 +122,19 @@ static bool ntf_worker_result(ntf_worker *w, of_status *st, ntf_list *batch,
     return true;
 }
 
+/* Puts batch back in front of back, in order; empties batch. */
+static void ntf_worker_put_back(ntf_list *batch, ntf_list *back)
+{
+    if (batch->tail) {
+        batch->tail->qnext = back->head;
+        if (!back->head)
+            back->tail = batch->tail;
+        back->head = batch->head;
+        back->n += batch->n;
+    }
+    memset(batch, 0, sizeof *batch);
+}
+
 static void ntf_worker_failed(ntf_engine *e, ntf_worker *w, of_status st,
                               const char *err, ntf_list *batch,
                               ntf_list *back)
@@ -136,15 +149,7 @@ static void ntf_worker_failed(ntf_engine *e, ntf_worker *w, of_status st,
     of_log(OF_LOG_WARN, NULL,
            "delivery log %s failed (%s), retrying in %ld ms: %s", w->op,
            of_status_str(st), wait, err);
-    /* Put the batch back in front, in order. */
-    if (batch->tail) {
-        batch->tail->qnext = back->head;
-        if (!back->head)
-            back->tail = batch->tail;
-        back->head = batch->head;
-        back->n += batch->n;
-    }
-    memset(batch, 0, sizeof *batch);
+    ntf_worker_put_back(batch, back);
 }
 
 bool ntf_worker_can_take(const ntf_worker *w)
@@ -243,9 +248,34 @@ void ntf_run_record(ntf_engine *e)
     if (ntf_worker_result(w, &st, &batch, err, sizeof err)) {
         free(w->rows);
         w->rows = NULL;
-        if (st != OF_OK) {
+        if (st == OF_EPERMANENT && batch.n == 1) {
+            /* A row PostgreSQL refuses for good: retrying it would hold
+             * the partition's offsets back forever. The delivery itself
+             * is decided (sent, or in a retry tier or the DLQ); only its
+             * log row is missing. */
+            ntf_dlv *d = ntf_list_pop(&batch);
+            e->wr_single = e->wr_single > 0 ? e->wr_single - 1 : 0;
+            of_metric_add(e->m_rejected, 1, OF_NO_LABELS);
+            of_log(OF_LOG_ERROR,
+                   OF_KV("delivery_id", d->id, "order_id",
+                         d->rec->oc.order_id, "status", d->status),
+                   "delivery log row refused, left unrecorded: %s", err);
+            ntf_dlv_done(e, d);
+        } else if (st == OF_EPERMANENT) {
+            /* Some row of the batch is refused for good: write them one
+             * at a time, in order, so only that one is left out (as
+             * inventory splits a batch). */
+            of_log(OF_LOG_WARN, NULL,
+                   "delivery log write of %zu rows refused (%s): writing "
+                   "them one at a time",
+                   batch.n, err);
+            e->wr_single = batch.n;
+            ntf_worker_put_back(&batch, &e->record);
+        } else if (st != OF_OK) {
             ntf_worker_failed(e, w, st, err, &batch, &e->record);
         } else {
+            if (e->wr_single > 0)
+                e->wr_single -= batch.n;
             atomic_store(&e->pg_ok, true);
             for (ntf_dlv *d; (d = ntf_list_pop(&batch));)
                 ntf_dlv_done(e, d);
@@ -253,12 +283,12 @@ void ntf_run_record(ntf_engine *e)
     }
     if (!e->record.head || !ntf_worker_can_take(w))
         return;
-    size_t n = e->record.n;
+    size_t n = e->wr_single > 0 ? 1 : e->record.n;
     ntf_store_row *rows = malloc(n * sizeof *rows);
     if (!rows)
         ntf_oom("a delivery log write");
     size_t i = 0;
-    for (ntf_dlv *d = e->record.head; d; d = d->qnext, i++) {
+    for (ntf_dlv *d = e->record.head; d && i < n; d = d->qnext, i++) {
         rows[i] = (ntf_store_row){
             .delivery_id = d->id,
             .event_id = d->rec->oc.event_id,
@@ -272,6 +302,12 @@ void ntf_run_record(ntf_engine *e)
     }
     w->rows = rows;
     w->n = n;
-    w->batch = ntf_list_take(&e->record);
+    if (n == e->record.n) {
+        w->batch = ntf_list_take(&e->record);
+    } else {
+        memset(&w->batch, 0, sizeof w->batch);
+        for (size_t k = 0; k < n; k++)
+            ntf_list_push(&w->batch, ntf_list_pop(&e->record));
+    }
     ntf_worker_submit(w);
 }

@@ -289,6 +289,11 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
         "Deliveries per delivery log statement", OF_LABELS("op"),
         ntf_batch_buckets,
         sizeof ntf_batch_buckets / sizeof ntf_batch_buckets[0]);
+    e->m_rejected = of_metrics_counter(
+        "orderflow_notify_store_rows_refused_total",
+        "Delivery log rows PostgreSQL refused for good (left unrecorded, "
+        "so that the partition's offsets move on)",
+        OF_NO_LABELS);
     e->m_stage = of_metrics_gauge(
         "orderflow_notify_deliveries_in_process",
         "Deliveries in process by stage (check: delivery log lookup, "

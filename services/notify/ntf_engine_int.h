@@ -213,13 +213,16 @@ struct ntf_engine {
      * looks up and commits. */
     ntf_worker lk; /* lookups of delivered ids */
     ntf_worker wr; /* batched writes */
+    size_t wr_single; /* rows still to write one at a time (a batch with a
+                         row PostgreSQL refuses is split) */
     int64_t last_ping;
     bool bp;          /* backpressure: too many records in process */
     int64_t bp_since; /* mono ms */
     bool draining;
 
     of_metric *m_deliveries, *m_retries, *m_dlq, *m_breaker, *m_breaker_tr,
-        *m_e2e, *m_http, *m_inflight, *m_redelivered, *m_store, *m_batch;
+        *m_e2e, *m_http, *m_inflight, *m_redelivered, *m_store, *m_batch,
+        *m_rejected;
 };
 
 /* ------------------------------------------------------------------ */

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import wait_until
-from test_notify import delivery_id, outcome, produce_outcome
+from test_notify import deliveries, delivery_id, metric, outcome, produce_outcome
 
 
 @pytest.mark.notify_retries(1)
@@ -107,3 +107,30 @@ def test_allocation_failures_lose_no_delivery(kafka, ns, sink, services, db):
     assert dlq == [], [r.header("dlq.error.class") for r in dlq]
     assert any(r[3] for r in rounds), "no allocation failure was injected"
 
+
+def test_delivery_log_row_refused_for_good_does_not_stall_offsets(kafka, ns, sink, services, db):
+    """Issue 13 suspected 7, confirmed: a delivery-log row PostgreSQL
+    refuses for good (here: a CHECK constraint added by the test) made the
+    writer retry its whole batch in front forever, so no later delivery
+    was recorded and the partition's offset never moved. Now the batch is
+    split and only that row is left unrecorded (counted and logged)."""
+    svc = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": "", "OF_NOTIFY_SMS_URL": ""})
+    db.query("ALTER TABLE notify_deliveries ADD CONSTRAINT test_no_poison "
+             "CHECK (order_id <> 'ord_poison')")
+    vals = [outcome() for _ in range(3)] + [outcome(order_id="ord_poison")] + \
+           [outcome() for _ in range(4)]
+    topic = ns.topic("order.fulfilled")
+    for v in vals:  # one partition: the poison row holds back those behind it
+        kafka.produce(topic, v["order_id"], v, partition=0,
+                      headers={"ce_type": "order.fulfilled.v1", "ce_id": v["event_id"]})
+    sink.wait_for(len(vals), timeout=30)
+    good = [v for v in vals if v["order_id"] != "ord_poison"]
+    wait_until(lambda: all(deliveries(svc, v["order_id"]) and
+                           deliveries(svc, v["order_id"])[0]["status"] == "delivered"
+                           for v in good), timeout=30, message="the other rows recorded")
+    assert deliveries(svc, "ord_poison") == []
+    wait_until(lambda: kafka.committed(ns.group("notify"), topic).get(0) == len(vals),
+               timeout=30, message="offset committed past the refused row")
+    assert metric(svc, "orderflow_notify_store_rows_refused_total") == 1
+    assert "delivery log row refused" in svc.log()
+    assert len(sink.requests()) == len(vals)  # each sent once

@@ -31,6 +31,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -54,6 +55,14 @@ long of_pg_backoff_ms(of_pg *pg);
 
 /* True when the last operation left the connection healthy. */
 bool of_pg_connected(of_pg *pg);
+
+/* The id of the current session: a number that changes every time this
+ * handle opens a new connection (of_pg_conn and of_pg_exec reconnect
+ * silently), 0 while there is no healthy connection. What a session holds
+ * (a session advisory lock, a LISTEN) lives exactly as long as one id:
+ * compare ids, not PGconn pointers (a new connection often gets the old
+ * one's address). */
+uint64_t of_pg_session(const of_pg *pg);
 
 /* Drops the connection (after an error that left it in an unknown state;
  * the next of_pg_conn reconnects). */
@@ -80,6 +89,14 @@ of_status of_pg_classify(PGconn *conn, const PGresult *res);
 of_status of_pg_exec(of_pg *pg, const char *sql, int nparams,
                      const char *const *params, PGresult **out, char *err,
                      size_t errlen) OF_MUST_CHECK;
+
+/* Like of_pg_exec, but only in session `session` (of_pg_session): it
+ * never connects. When that session has ended (or session is 0), nothing
+ * is run and the result is OF_ETRANSIENT with err "session N ended". For
+ * statements that rely on what the session holds (an advisory lock). */
+of_status of_pg_exec_in(of_pg *pg, uint64_t session, const char *sql,
+                        int nparams, const char *const *params,
+                        PGresult **out, char *err, size_t errlen) OF_MUST_CHECK;
 
 /* Applies deploy/sql-style migrations from `dir`: files named
  * NNN_name.sql, in numeric order, each once, each in its own transaction,

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ struct of_pg {
     char *app;
     PGconn *conn;
     bool healthy;
+    uint64_t session;  /* id of conn's session, 0 without one */
+    uint64_t sessions; /* sessions opened so far */
     of_backoff bo;
 };
 
@@ -89,6 +92,7 @@ PGconn *of_pg_conn(of_pg *pg, char *err, size_t errlen)
         PQfinish(pg->conn);
         pg->conn = NULL;
     }
+    pg->session = 0;
     /* Keywords are processed in order and a later one wins; the DSN is
      * expanded at "dbname", so anything it sets itself (its own
      * application_name or connect_timeout) overrides our defaults. */
@@ -111,6 +115,7 @@ PGconn *of_pg_conn(of_pg *pg, char *err, size_t errlen)
     }
     PQsetNoticeReceiver(pg->conn, on_notice, NULL);
     pg->healthy = true;
+    pg->session = ++pg->sessions;
     of_backoff_reset(&pg->bo);
     return pg->conn;
 }
@@ -134,6 +139,15 @@ void of_pg_reset(of_pg *pg)
         PQfinish(pg->conn);
     pg->conn = NULL;
     pg->healthy = false;
+    pg->session = 0;
+}
+
+uint64_t of_pg_session(const of_pg *pg)
+{
+    if (!pg || !pg->conn || PQstatus(pg->conn) != CONNECTION_OK ||
+        PQtransactionStatus(pg->conn) == PQTRANS_UNKNOWN)
+        return 0;
+    return pg->session;
 }
 
 /* The failure classification table: what a SQLSTATE says about who is at
@@ -275,15 +289,11 @@ static of_status result_status(PGconn *conn, const PGresult *res,
     return st;
 }
 
-of_status of_pg_exec(of_pg *pg, const char *sql, int nparams,
-                     const char *const *params, PGresult **out, char *err,
-                     size_t errlen)
+/* Runs sql on conn (pg's connection) and classifies the outcome. */
+static of_status exec_on(of_pg *pg, PGconn *conn, const char *sql,
+                         int nparams, const char *const *params,
+                         PGresult **out, char *err, size_t errlen)
 {
-    if (out)
-        *out = NULL;
-    PGconn *conn = of_pg_conn(pg, err, errlen);
-    if (!conn)
-        return OF_ETRANSIENT;
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL,
                                  0);
     of_status st = result_status(conn, res, NULL, err, errlen);
@@ -299,6 +309,32 @@ of_status of_pg_exec(of_pg *pg, const char *sql, int nparams,
     if (st == OF_ETRANSIENT && !pg->healthy)
         of_pg_reset(pg);
     return st;
+}
+
+of_status of_pg_exec(of_pg *pg, const char *sql, int nparams,
+                     const char *const *params, PGresult **out, char *err,
+                     size_t errlen)
+{
+    if (out)
+        *out = NULL;
+    PGconn *conn = of_pg_conn(pg, err, errlen);
+    if (!conn)
+        return OF_ETRANSIENT;
+    return exec_on(pg, conn, sql, nparams, params, out, err, errlen);
+}
+
+of_status of_pg_exec_in(of_pg *pg, uint64_t session, const char *sql,
+                        int nparams, const char *const *params,
+                        PGresult **out, char *err, size_t errlen)
+{
+    if (out)
+        *out = NULL;
+    if (session == 0 || of_pg_session(pg) != session) {
+        of_seterr(err, errlen, "postgres: session %llu ended",
+                  (unsigned long long)session);
+        return OF_ETRANSIENT;
+    }
+    return exec_on(pg, pg->conn, sql, nparams, params, out, err, errlen);
 }
 
 /* --------------------------------------------------------------------- */

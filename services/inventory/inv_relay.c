@@ -16,12 +16,14 @@
 #include "inv_app.h"
 #include "inv_db.h"
 #include "inv_event.h"
+#include "inv_lead.h"
 #include "inv_metrics.h"
 #include "of_log.h"
 #include "of_pg.h"
 #include "of_time.h"
 
-/* pg_try_advisory_lock key of the relay: "ofinvent" in ASCII. */
+/* pg_try_advisory_lock key of the relay (any fixed value shared by every
+ * instance; tests/system/test_db_faults.py looks it up in pg_locks). */
 #define RELAY_LOCK_KEY "8027149452218379892"
 
 typedef struct relay_slot {
@@ -83,29 +85,41 @@ static int drain_notifies(PGconn *c)
     return n;
 }
 
-/* Sleeps up to ms, waking early on a NOTIFY (when c is not NULL) or on
- * stop. */
-static void relay_wait(inv_relay *r, PGconn *c, int ms)
+/* Sleeps up to ms, waking early on stop or, when pg has a session, on a
+ * NOTIFY. A session that ends meanwhile (the server closed it) is dropped
+ * at once, so the leader gauge falls without waiting for the next round. */
+static void relay_wait(inv_relay *r, of_pg *pg, int ms)
 {
     struct pollfd fds[2] = {{r->wake[0], POLLIN, 0}, {-1, POLLIN, 0}};
     if (atomic_load(&r->stop))
         return;
+    char e[256];
+    PGconn *c = pg != NULL && of_pg_session(pg) != 0 ? of_pg_conn(pg, e, sizeof e)
+                                                     : NULL;
     if (c != NULL) {
-        if (PQconsumeInput(c) == 1 && drain_notifies(c) > 0)
+        if (PQconsumeInput(c) != 1 || PQstatus(c) != CONNECTION_OK) {
+            of_pg_reset(pg);
+            return;
+        }
+        if (drain_notifies(c) > 0)
             return;
         fds[1].fd = PQsocket(c);
     }
-    if (poll(fds, 2, ms) > 0 && c != NULL && (fds[1].revents & POLLIN)) {
-        PQconsumeInput(c);
-        drain_notifies(c);
+    if (poll(fds, 2, ms) > 0 && c != NULL && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (PQconsumeInput(c) != 1 || PQstatus(c) != CONNECTION_OK)
+            of_pg_reset(pg);
+        else
+            drain_notifies(c);
     }
 }
 
-static bool query_bool(of_pg *pg, const char *sql, bool *out, char *err,
-                       size_t errlen)
+/* Runs a one-boolean query pinned to `session`. False when it did not
+ * run (the session ended, or an error: err says which). */
+static bool query_bool(of_pg *pg, uint64_t session, const char *sql, bool *out,
+                       char *err, size_t errlen)
 {
     PGresult *res = NULL;
-    if (of_pg_exec(pg, sql, 0, NULL, &res, err, errlen) != OF_OK)
+    if (of_pg_exec_in(pg, session, sql, 0, NULL, &res, err, errlen) != OF_OK)
         return false;
     *out = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
@@ -206,6 +220,7 @@ static of_status flush_pending(inv_relay *r, of_pg *pg, char *err, size_t errlen
     "payment_event_id, reason, details, items, versions, amount_cents, "       \
     "currency, customer, payment_received_at"
 enum {
+    COL_HELD, /* the round's proof of leadership, then the row (or NULLs) */
     COL_ID, COL_TOPIC, COL_ORDER_ID, COL_CE_ID, COL_CE_TYPE, COL_CE_TIME,
     COL_TRACEPARENT, COL_PAYMENT_ID, COL_PAYMENT_EVENT_ID, COL_REASON,
     COL_DETAILS, COL_ITEMS, COL_VERSIONS, COL_AMOUNT, COL_CURRENCY, COL_CUSTOMER,
@@ -252,8 +267,12 @@ static char *render_row(const PGresult *res, int row)
     return value;
 }
 
-/* One round. *rows gets the number of rows read. */
-static of_status relay_round(inv_relay *r, of_pg *pg, size_t *rows, char *err,
+/* One round, pinned to `session`: deletes the rows the last round
+ * delivered and, if the statement proves this session still holds the
+ * relay lock (*held), reads the next rows in id order and publishes them.
+ * *ran tells whether the statement answered; *rows gets the rows read. */
+static of_status relay_round(inv_relay *r, of_pg *pg, uint64_t session,
+                             bool *ran, bool *held, size_t *rows, char *err,
                              size_t errlen)
 {
     char limit[24];
@@ -266,20 +285,31 @@ static of_status relay_round(inv_relay *r, of_pg *pg, size_t *rows, char *err,
     const char *params[] = {limit, done};
     PGresult *res = NULL;
     *rows = 0;
+    *ran = *held = false;
     /* One transaction per round: deletes what the last round delivered
-     * and reads the next rows. */
-    of_status st = of_pg_exec(pg,
-                              "WITH done AS (DELETE FROM outbox "
-                              "WHERE id = ANY($2::bigint[])) "
-                              "SELECT " OUTBOX_COLUMNS " FROM outbox "
-                              "WHERE id <> ALL($2::bigint[]) "
-                              "ORDER BY id LIMIT $1",
-                              2, params, &res, err, errlen);
+     * (ours, leader or not) and, only while no other session holds the
+     * relay lock (pg_try_advisory_xact_lock is true in the session that
+     * holds the session lock, false in any other while it does), reads
+     * the next rows. One row with NULLs when there is nothing to read. */
+    of_status st = of_pg_exec_in(pg, session,
+                                 "WITH lease AS (SELECT pg_try_advisory_xact_lock("
+                                 RELAY_LOCK_KEY ") AS held), "
+                                 "done AS (DELETE FROM outbox "
+                                 "WHERE id = ANY($2::bigint[])) "
+                                 "SELECT lease.held, o.* FROM lease LEFT JOIN LATERAL "
+                                 "(SELECT " OUTBOX_COLUMNS " FROM outbox "
+                                 "WHERE lease.held AND id <> ALL($2::bigint[]) "
+                                 "ORDER BY id LIMIT $1) o ON true",
+                                 2, params, &res, err, errlen);
     free(done);
     if (st != OF_OK)
         return st;
+    *ran = true;
     r->npending = 0;
+    *held = PQntuples(res) > 0 && PQgetvalue(res, 0, COL_HELD)[0] == 't';
     size_t n = (size_t)PQntuples(res);
+    if (!*held || (n == 1 && PQgetisnull(res, 0, COL_ID)))
+        n = 0;
     *rows = n;
     size_t produced = 0;
     for (size_t i = 0; i < n; i++) {
@@ -359,89 +389,131 @@ static of_status relay_round(inv_relay *r, of_pg *pg, size_t *rows, char *err,
     return OF_OK;
 }
 
+/* Sets the leader gauge and logs a change of leadership. */
+static void show_leadership(bool *shown, bool now, const char *why)
+{
+    if (now == *shown)
+        return;
+    *shown = now;
+    of_metric_set(inv_m.relay_leader, now ? 1 : 0, OF_NO_LABELS);
+    if (now)
+        of_log(OF_LOG_INFO, NULL, "outbox relay is the leader");
+    else
+        of_log(OF_LOG_WARN, OF_KV("why", why), "outbox relay is no longer the leader");
+}
+
+/* relay_wait, after showing the leadership as it is now (a round that
+ * just found its session gone must not leave the gauge at 1 while it
+ * backs off). */
+static void relay_sleep(inv_relay *r, of_pg *pg, const inv_lead *lead, bool *shown,
+                        bool watch, int ms)
+{
+    show_leadership(shown, inv_lead_is_leader(lead, of_pg_session(pg)),
+                    "its PostgreSQL session ended");
+    relay_wait(r, watch ? pg : NULL, ms);
+}
+
 static void *relay_main(void *arg)
 {
     inv_relay *r = arg;
     of_pg *pg = of_pg_new(r->dsn, "inventory-relay");
-    PGconn *last = NULL;
-    bool leader = false;
+    inv_lead lead;
+    bool shown = false;
     int64_t last_count = 0;
     char err[1024];
     if (pg == NULL) {
         inv_app_fatal("outbox relay: out of memory");
         return NULL;
     }
+    inv_lead_init(&lead);
+    of_metric_set(inv_m.relay_leader, 0, OF_NO_LABELS);
     while (!atomic_load(&r->stop)) {
-        PGconn *c = of_pg_conn(pg, err, sizeof err);
-        if (c == NULL) {
-            if (leader)
-                of_log(OF_LOG_WARN, OF_KV("error", err),
-                       "outbox relay lost PostgreSQL; retrying");
-            leader = false;
-            last = NULL;
-            of_metric_set(inv_m.relay_leader, 0, OF_NO_LABELS);
-            relay_wait(r, NULL, (int)of_pg_backoff_ms(pg));
+        uint64_t session = of_pg_session(pg);
+        inv_lead_step step = inv_lead_next(&lead, session, r->npending > 0);
+        show_leadership(&shown, inv_lead_is_leader(&lead, session),
+                        "its PostgreSQL session ended");
+        switch (step) {
+        case INV_LEAD_CONNECT:
+            if (of_pg_conn(pg, err, sizeof err) == NULL) {
+                of_log(OF_LOG_DEBUG, OF_KV("error", err),
+                       "outbox relay cannot reach PostgreSQL; retrying");
+                relay_sleep(r, pg, &lead, &shown, false, (int)of_pg_backoff_ms(pg));
+            }
+            continue;
+        case INV_LEAD_LISTEN: {
+            PGresult *res = NULL;
+            of_status st = of_pg_exec_in(pg, session, "LISTEN " INV_NOTIFY_CHANNEL, 0,
+                                         NULL, &res, err, sizeof err);
+            PQclear(res);
+            inv_lead_listened(&lead, session, st == OF_OK);
+            if (st != OF_OK) {
+                of_pg_reset(pg);
+                relay_sleep(r, pg, &lead, &shown, false, (int)of_pg_backoff_ms(pg));
+            }
             continue;
         }
-        if (c != last) {
-            PGresult *res = PQexec(c, "LISTEN " INV_NOTIFY_CHANNEL);
-            bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-            PQclear(res);
-            if (!ok) {
-                of_pg_reset(pg);
+        case INV_LEAD_FLUSH:
+            /* Rows already in Kafka are deleted, leader or not. */
+            if (flush_pending(r, pg, err, sizeof err) != OF_OK)
+                relay_sleep(r, pg, &lead, &shown, false, (int)of_pg_backoff_ms(pg) + 200);
+            continue;
+        case INV_LEAD_ACQUIRE: {
+            bool got = false;
+            if (of_mono_ms() - last_count >= 1000) {
+                count_backlog(r, pg);
+                last_count = of_mono_ms();
+            }
+            if (!query_bool(pg, session,
+                            "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY ")", &got, err,
+                            sizeof err)) {
+                relay_sleep(r, pg, &lead, &shown, false, (int)of_pg_backoff_ms(pg));
                 continue;
             }
-            last = c;
-            leader = false;
+            inv_lead_acquired(&lead, session, got);
+            if (!got)
+                relay_sleep(r, pg, &lead, &shown, false, 1000);
+            continue;
+        }
+        case INV_LEAD_ROUND:
+            break;
         }
         if (of_mono_ms() - last_count >= 1000) {
             count_backlog(r, pg);
             last_count = of_mono_ms();
         }
-        /* Rows already in Kafka are deleted, leader or not. */
-        if (!leader && r->npending > 0 &&
-            flush_pending(r, pg, err, sizeof err) != OF_OK) {
-            relay_wait(r, NULL, (int)of_pg_backoff_ms(pg) + 200);
-            continue;
-        }
-        if (!leader) {
-            bool got = false;
-            if (!query_bool(pg, "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY ")",
-                            &got, err, sizeof err)) {
-                last = NULL;
-                continue;
-            }
-            if (!got) {
-                relay_wait(r, NULL, 1000);
-                continue;
-            }
-            leader = true;
-            of_metric_set(inv_m.relay_leader, 1, OF_NO_LABELS);
-            of_log(OF_LOG_INFO, NULL, "outbox relay is the leader");
-        }
         size_t rows = 0;
-        of_status st = relay_round(r, pg, &rows, err, sizeof err);
+        bool ran = false, held = false;
+        of_status st = relay_round(r, pg, session, &ran, &held, &rows, err, sizeof err);
+        inv_lead_round(&lead, session, ran, held);
+        if (ran && !held)
+            show_leadership(&shown, false, "another session holds the outbox lock");
         if (st == OF_EFATAL) {
             char why[1200];
             snprintf(why, sizeof why, "outbox relay: %s", err);
             inv_app_fatal(why);
             break;
         }
+        if (st != OF_OK && !ran && of_pg_session(pg) != session) {
+            /* The session ended: reconnect and delete what was delivered
+             * at once, before a standby can take the lock and read those
+             * rows again (their only duplicates). */
+            of_log(OF_LOG_WARN, OF_KV("error", err),
+                   "outbox relay lost its PostgreSQL session; reconnecting");
+            continue;
+        }
         if (st != OF_OK) {
             of_log(OF_LOG_WARN, OF_KV("error", err, "class", of_status_str(st)),
                    "outbox relay round failed; retrying");
-            relay_wait(r, NULL, (int)of_pg_backoff_ms(pg) + 200);
+            relay_sleep(r, pg, &lead, &shown, false, (int)of_pg_backoff_ms(pg) + 200);
             continue;
         }
-        if (rows == 0)
+        if (rows == 0 && held)
             atomic_store(&r->backlog, 0);
         /* A full round: more rows are waiting. Otherwise sleep until the
          * next outbox commit (NOTIFY) or 1 s; the rows just delivered are
          * deleted by the next round's statement. */
         if (rows < r->batch)
-            relay_wait(r, of_pg_connected(pg) ? of_pg_conn(pg, err, sizeof err)
-                                              : NULL,
-                       1000);
+            relay_sleep(r, pg, &lead, &shown, true, 1000);
     }
     if (r->npending > 0 && flush_pending(r, pg, err, sizeof err) != OF_OK)
         of_log(OF_LOG_WARN, OF_KV("error", err),

@@ -256,3 +256,123 @@ def test_lock_timeout_on_the_role_never_dead_letters(request, tmp_path, kafka, p
             _hold_lock(st, f, stop, 8.0)
 
         run_scenario(stack, capsys, fault, inject, hot=True)
+
+
+# --- the outbox relay under pg_terminate_backend (defect 2, suspected 5) ---------------------
+
+# The relay's advisory lock key (RELAY_LOCK_KEY in inv_relay.c): pg_locks
+# shows its high half in classid and its low half in objid.
+RELAY_LOCK_KEY = 8027149452218379892
+RELAY_LOCK_CLASSID, RELAY_LOCK_OBJID = RELAY_LOCK_KEY >> 32, RELAY_LOCK_KEY & 0xFFFFFFFF
+RELAY_BATCH = 10
+
+
+def _relay_lock_holder(stack: Stack) -> int | None:
+    rows = stack.pg.query(stack.db_name, (
+        "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
+        "AND l.objsubid = 1 AND d.datname = current_database()"),
+        (RELAY_LOCK_CLASSID, RELAY_LOCK_OBJID))
+    return rows[0][0] if rows else None
+
+
+def _outcomes_by_order(stack: Stack) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for t in ("order.fulfilled", "order.compensation"):
+        for r in stack.kafka.read_all(stack.ns.topic(t), timeout=30):
+            out.setdefault(r.key.decode(), []).append(r.header("ce_id"))
+    return out
+
+
+def _wait_published(stack: Stack, orders: list[str], timeout: float = 120) -> dict[str, list[str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        outbox = stack.query("SELECT count(*) FROM outbox")[0][0]
+        got = _outcomes_by_order(stack)
+        missing = [o for o in orders if o not in got]
+        if outbox == 0 and not missing:
+            return got
+        assert time.monotonic() < deadline, f"not published: outbox {outbox}, missing {missing[:5]}"
+        time.sleep(1)
+
+
+@pytest.mark.timeout(300)
+def test_relay_fenced_when_its_backend_is_terminated(request, tmp_path, kafka, pg, capsys):
+    """Defect 2 and suspected 5 of issue 13. Two inventory instances; the
+    test terminates the backend that holds the relay's advisory lock every
+    1.5 s while payments flow, samples both instances' relay-leader gauge,
+    then posts 100 payments without faults.
+
+    Before the fix the relay kept leader=true across of_pg's silent
+    reconnect (it compared PGconn pointers), so both instances relayed:
+    outcomes were published twice in the fault-free phase. Now: 0
+    repeated ce_ids in that phase, never two leaders at once, and during
+    the kills at most the rows in flight at each kill (a round's rows
+    and the delivered rows not yet deleted: 2 x OF_INV_RELAY_BATCH)."""
+    with _stack(request, tmp_path, kafka, pg) as stack:
+        env = {"OF_INV_RELAY_BATCH": str(RELAY_BATCH)}
+        gw = stack.services.start("payment-gw")
+        a = stack.services.start("inventory", env=env)
+        b = stack.services.start("inventory", env=env)
+        rng = random.Random(5)
+        n_load, n_after = (80, 100) if ASAN else (150, 100)
+        cat = make_catalogue(rng, n_load + n_after, n_skus=16)
+        stack.set_stock(cat.stock)
+        payments = make_payments(rng, n_load + n_after, cat, uuid.uuid4().hex[:6],
+                                 unknown_ratio=0.0)
+        load, after = payments[:n_load], payments[n_load:]
+        driver = PaymentDriver(gw.url, workers=32)
+        kills: list[float] = []
+        overlaps: list[tuple[float, float]] = []
+        samples = 0
+        try:
+            th = driver.start(load, RATE, phase="1-kills")
+            next_kill = time.monotonic() + 1.5
+            while th.is_alive():
+                la = a.metric("orderflow_inventory_outbox_relay_leader")
+                lb = b.metric("orderflow_inventory_outbox_relay_leader")
+                samples += 1
+                if la == 1 and lb == 1:
+                    overlaps.append((la, lb))
+                if time.monotonic() >= next_kill:
+                    pid = _relay_lock_holder(stack)
+                    if pid is not None:
+                        stack.pg.query("postgres", "SELECT pg_terminate_backend(%s)", (pid,))
+                        kills.append(time.monotonic())
+                    next_kill = time.monotonic() + 1.5
+                time.sleep(0.1)
+            assert driver.drain(60), driver.summary()
+            load_orders = [p["order_id"] for p in load]
+            got = _wait_published(stack, load_orders)
+            dup_load = sum(len(v) - len(set(v)) for o, v in got.items() if o in set(load_orders))
+            multi_load = sum(1 for o in load_orders if len(set(got[o])) != 1)
+
+            driver.run(after, RATE, phase="2-after")
+            assert driver.drain(60), driver.summary()
+            after_orders = [p["order_id"] for p in after]
+            got = _wait_published(stack, after_orders)
+            dup_after = sum(len(v) - len(set(v)) for o, v in got.items() if o in set(after_orders))
+            for _ in range(20):  # and the gauges settle on exactly one leader
+                leaders = (a.metric("orderflow_inventory_outbox_relay_leader")
+                           + b.metric("orderflow_inventory_outbox_relay_leader"))
+                if leaders == 1:
+                    break
+                time.sleep(0.5)
+            verify = run_verify(stack)
+            dlq = len(stack.kafka.read_all(stack.ns.topic("payment.success.dlq"), timeout=10))
+            lost = sum(1 for o in load_orders + after_orders if o not in got)
+            _say(capsys, f"\n  FIGURES relay fencing: payments {len(payments)}, backends "
+                         f"terminated {len(kills)}, lost {lost}, dead-lettered {dlq}, duplicate "
+                         f"outcome ids {dup_load} during the kills (bound "
+                         f"{len(kills) * 2 * RELAY_BATCH}) and {dup_after} after, leader-gauge "
+                         f"overlaps {len(overlaps)}/{samples} samples, leaders at the end "
+                         f"{leaders:g}, ofctl verify rc {verify['rc']}")
+            assert len(kills) >= 3, "the relay's backend was not found often enough"
+            assert lost == 0 and dlq == 0 and multi_load == 0
+            assert dup_after == 0, "two relays published in the fault-free phase"
+            assert dup_load <= len(kills) * 2 * RELAY_BATCH
+            assert not overlaps, "both instances reported relay leader 1 at once"
+            assert leaders == 1
+            assert verify["rc"] == 0, verify["stdout"] + verify["stderr"]
+        finally:
+            driver.close()

@@ -133,6 +133,14 @@ static void test_unreachable(void **state)
     assert_int_equal(of_pg_exec(pg, "SELECT 1", 0, NULL, &res, err, sizeof err),
                      OF_ETRANSIENT);
     assert_null(res);
+    /* No session: a pinned statement does not connect. */
+    assert_int_equal(of_pg_session(pg), 0);
+    res = (PGresult *)1;
+    assert_int_equal(of_pg_exec_in(pg, 1, "SELECT 1", 0, NULL, &res, err,
+                                   sizeof err),
+                     OF_ETRANSIENT);
+    assert_null(res);
+    assert_non_null(strstr(err, "session 1 ended"));
 
     /* Backoff grows (full jitter in [ceil/2, ceil]) and stays bounded. */
     long prev_max = 0;

@@ -178,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char msg[160];
     /* Fixed finding "prescan-escape-utf8": the byte after a backslash was
      * skipped unchecked (regression input in fuzz/regressions/gw_validate/). */
-    if (gw_json_prescan(body, size, msg, sizeof msg))
+    if (of_json_prescan(body, size, msg, sizeof msg))
         FZ_CHECK(of_json_utf8_valid(body, size), "prescan passed bad UTF-8");
     free(body);
     return 0;

@@ -9,7 +9,10 @@
  * from the Unicode well-formed byte sequence table (3-7); of_json_int
  * accepts exactly the finite integral numbers within the bounds and
  * returns them unchanged; of_json_str agrees with cJSON's own lookup;
- * printing, parsing and printing again is stable.
+ * printing, parsing and printing again is stable. of_json_parse_strict
+ * accepts only what of_json_prescan and cJSON accept (with nothing but
+ * whitespace after the value), and of_json_doc_int is of_json_int minus
+ * the numbers written with a fraction or an exponent.
  *
  * FUZZ-MAX-LEN: 8192
  */
@@ -107,6 +110,42 @@ static void walk(const cJSON *it, int depth)
     }
 }
 
+static void walk_doc(const of_json_doc *d, const cJSON *it)
+{
+    for (; it != NULL; it = it->next) {
+        if (cJSON_IsNumber(it)) {
+            bool plain = of_json_int(it, -9007199254740992LL,
+                                     9007199254740992LL, NULL);
+            bool text = of_json_doc_int(d, it, -9007199254740992LL,
+                                        9007199254740992LL, NULL);
+            bool nonint = of_json_doc_nonint_text(d, it);
+            FZ_CHECK(text == (plain && !nonint),
+                     "doc_int %d, int %d, nonint text %d", (int)text,
+                     (int)plain, (int)nonint);
+        }
+        if (it->child != NULL)
+            walk_doc(d, it->child);
+    }
+}
+
+static void check_strict(const char *s, size_t size)
+{
+    of_json_doc d;
+    char msg[160];
+    of_status st = of_json_parse_strict(s, size, 0, &d, msg, sizeof msg);
+    if (st != OF_OK) {
+        FZ_CHECK(d.root == NULL, "root left after a refusal");
+        return;
+    }
+    FZ_CHECK(of_json_prescan(s, size, msg, sizeof msg), "strict passed, prescan not");
+    FZ_CHECK(of_json_utf8_valid(s, size), "strict passed bad UTF-8");
+    cJSON *plain = cJSON_ParseWithLength(s, size);
+    FZ_CHECK(plain != NULL, "strict passed what cJSON refuses");
+    cJSON_Delete(plain);
+    walk_doc(&d, d.root);
+    of_json_doc_free(&d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -138,6 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         cJSON_Delete(root);
     }
+    check_strict(s, size);
     FZ_CHECK(of_json_print(NULL) == NULL, "print(NULL)");
     free(s);
     return 0;

@@ -9,6 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "of_status.h"
+
 /* True when `item` is a JSON number with an integral value in
  * [min, max]; sets *out when out is not NULL. cJSON keeps numbers as
  * doubles, so 2.0 counts as integral; 2.5, 1e400, NaN do not. Bounds must
@@ -26,5 +28,59 @@ char *of_json_print(const cJSON *item);
 
 /* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool of_json_utf8_valid(const char *s, size_t len);
+
+/* --- untrusted JSON text ------------------------------------------------
+ * cJSON is lenient about the bytes it is given (invalid UTF-8, raw control
+ * characters, "01", "\u0000", trailing data, repeated members) and keeps
+ * every number as a double, so 4599.0, 1e3 and 1.0000000000000001 all
+ * read as integers. These check the text itself. */
+
+/* Checks that s[0..len) is well-formed as a JSON text's bytes: valid
+ * UTF-8 (no overlongs, surrogates or code points past U+10FFFF), no raw
+ * control characters inside or outside strings (except whitespace between
+ * tokens), JSON number syntax, no \u0000 escapes (which would silently
+ * cut a string short). Returns true, or false with a message naming the
+ * byte offset in msg. Pure. */
+bool of_json_prescan(const char *s, size_t len, char *msg, size_t msglen);
+
+#define OF_JSON_STRICT_OBJECT 0x1u /* the value must be a JSON object */
+#define OF_JSON_STRICT_UNIQUE 0x2u /* no object anywhere repeats a member */
+
+/* A parsed JSON text that remembers how its numbers were written. */
+typedef struct of_json_doc {
+    cJSON *root;           /* owned; NULL after of_json_doc_free */
+    const cJSON **nonint;  /* number items written with a fraction or an
+                              exponent, sorted by address (internal) */
+    size_t nnonint;
+} of_json_doc;
+
+/* Parses s[0..len) strictly: of_json_prescan, then cJSON, then nothing
+ * but whitespace after the value, plus `flags`. Returns OF_OK with *doc
+ * filled (free it with of_json_doc_free); OF_EPERMANENT with *doc zeroed
+ * and a sentence for the client in msg ("body is empty; ...",
+ * "malformed JSON at byte 14", "malformed JSON: unexpected data after the
+ * value at byte 9", "the body must be a JSON object", "malformed JSON:
+ * member \"a\" appears more than once in an object"); OF_EFATAL when
+ * memory runs out. */
+of_status of_json_parse_strict(const char *s, size_t len, unsigned flags,
+                               of_json_doc *doc, char *msg,
+                               size_t msglen) OF_MUST_CHECK;
+
+/* of_json_int for an item of doc that must also have been written as an
+ * integer: no fraction and no exponent in the text ("4599.0", "1e3" and
+ * "1.0000000000000001" are refused although their values are integral). */
+bool of_json_doc_int(const of_json_doc *doc, const cJSON *item, long long min,
+                     long long max, long long *out);
+
+/* True when item is a number of doc written with a fraction or an
+ * exponent ("4599.0", "1e3"). */
+bool of_json_doc_nonint_text(const of_json_doc *doc, const cJSON *item);
+
+/* Hands the tree to the caller (who frees it with cJSON_Delete) and frees
+ * the rest of doc. */
+cJSON *of_json_doc_release(of_json_doc *doc);
+
+/* Frees the tree and the rest of doc, and zeroes it. NULL-safe. */
+void of_json_doc_free(of_json_doc *doc);
 
 #endif

@@ -30,6 +30,7 @@
 #define POOL_WAIT_MS 2000
 #define WAIT_MAX_MS 30000
 #define RECHECK_MS 100
+#define INV_STOCK_MAX 1000000000000000LL /* 10^15 */
 
 typedef struct waiter {
     struct waiter *next;
@@ -200,23 +201,29 @@ static void h_stock_put(of_http_req *req, void *ud)
     }
     size_t len = 0;
     const char *body = of_http_req_body(req, &len);
-    cJSON *j = len > 0 && of_json_utf8_valid(body, len)
-                   ? cJSON_ParseWithLength(body, len)
-                   : NULL;
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        of_http_respond_problem(req, 400, NULL, NULL,
-                                "the body must be a JSON object {\"available\": n}",
-                                NULL);
+    char msg[160];
+    of_json_doc doc;
+    of_status pst = of_json_parse_strict(body, len, OF_JSON_STRICT_OBJECT, &doc,
+                                         msg, sizeof msg);
+    if (pst == OF_EFATAL) {
+        of_http_respond_problem(req, 500, NULL, NULL, "out of memory", NULL);
+        return;
+    }
+    if (pst != OF_OK) {
+        respond_field_error(req, "", msg);
         return;
     }
     long long n = 0;
-    bool ok = of_json_int(cJSON_GetObjectItemCaseSensitive(j, "available"), 0,
-                          1000000000000000LL, &n);
-    cJSON_Delete(j);
+    const cJSON *avj = cJSON_GetObjectItemCaseSensitive(doc.root, "available");
+    bool nonint = of_json_doc_nonint_text(&doc, avj) &&
+                  of_json_int(avj, 0, INV_STOCK_MAX, NULL);
+    bool ok = of_json_doc_int(&doc, avj, 0, INV_STOCK_MAX, &n);
+    of_json_doc_free(&doc);
     if (!ok) {
         respond_field_error(req, "available",
-                            "available must be an integer in 0..10^15");
+                            nonint ? "available must be an integer in 0..10^15, "
+                                     "written without a fraction or an exponent"
+                                   : "available must be an integer in 0..10^15");
         return;
     }
     of_pg *pg = take_pg(h, req);

@@ -1,10 +1,11 @@
 /*
  * gw_validate.c - parse and validate a payment body (gw_validate.h).
  *
- * Two passes: gw_json_prescan() looks at the raw bytes (UTF-8, control
- * characters, number syntax, \u0000) because cJSON is lenient there, then
- * cJSON builds the tree and every rule is checked, each failing field
- * appending one {"field","message"} entry.
+ * Two passes: of_json_parse_strict() looks at the raw bytes (UTF-8,
+ * control characters, number syntax, \u0000, trailing data; of_json.h)
+ * because cJSON is lenient there, and remembers which numbers were written
+ * with a fraction or an exponent; then every rule is checked on the tree,
+ * each failing field appending one {"field","message"} entry.
  */
 #include "gw_validate.h"
 
@@ -33,170 +34,9 @@
 #define MSG_REQUIRED "is required"
 #define MSG_DUPLICATE "appears more than once"
 
-/* --------------------------------------------------------------------- */
-/* Raw byte checks                                                        */
-
-/* Length of the UTF-8 sequence starting at s[0] (at most `avail` bytes
- * readable), or 0 when it is not a valid one. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0; /* continuation byte, overlong lead C0/C1, or F5..FF */
-    }
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-static bool is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-           (c >= 'A' && c <= 'F');
-}
-
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-/* True when s[0..n) is a JSON number: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)? */
-static bool json_number_ok(const char *s, size_t n)
-{
-    size_t i = 0;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i >= n)
-        return false;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && is_digit(s[i]))
-            i++;
-    } else {
-        return false;
-    }
-    if (i < n && s[i] == '.') {
-        i++;
-        if (i >= n || !is_digit(s[i]))
-            return false;
-        while (i < n && is_digit(s[i]))
-            i++;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        if (i >= n || !is_digit(s[i]))
-            return false;
-        while (i < n && is_digit(s[i]))
-            i++;
-    }
-    return i == n;
-}
-
-static bool number_char(char c)
-{
-    return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' ||
-           c == 'E';
-}
-
-bool gw_json_prescan(const char *s, size_t len, char *msg, size_t msglen)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    bool in_string = false;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = u[i];
-        if (c >= 0x80) {
-            size_t n = utf8_seq_len(u + i, len - i);
-            if (n == 0) {
-                of_seterr(msg, msglen, "body is not valid UTF-8 (byte %zu)", i);
-                return false;
-            }
-            i += n;
-            continue;
-        }
-        if (in_string) {
-            if (c < 0x20) {
-                of_seterr(msg, msglen,
-                          "malformed JSON: control character in a string at "
-                          "byte %zu",
-                          i);
-                return false;
-            }
-            if (c == '"') {
-                in_string = false;
-            } else if (c == '\\') {
-                if (i + 1 < len && s[i + 1] == 'u') {
-                    if (i + 5 < len && is_hex(s[i + 2]) && is_hex(s[i + 3]) &&
-                        is_hex(s[i + 4]) && is_hex(s[i + 5]) &&
-                        s[i + 2] == '0' && s[i + 3] == '0' && s[i + 4] == '0' &&
-                        s[i + 5] == '0') {
-                        of_seterr(msg, msglen,
-                                  "strings must not contain \\u0000 (byte %zu)",
-                                  i);
-                        return false;
-                    }
-                }
-                /* The escaped character is never a closing quote. Skip it
-                 * only when it is ASCII: a non-ASCII byte there is left for
-                 * the UTF-8 check at the top of the loop (cJSON rejects the
-                 * escape anyway, but the prescan promises valid UTF-8). */
-                if (i + 1 < len && (unsigned char)s[i + 1] < 0x80)
-                    i += 2;
-                else
-                    i++;
-                continue;
-            }
-            i++;
-            continue;
-        }
-        if (c == '"') {
-            in_string = true;
-            i++;
-            continue;
-        }
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-            of_seterr(msg, msglen,
-                      "malformed JSON: control character at byte %zu", i);
-            return false;
-        }
-        if (c == '-' || c == '+' || c == '.' || is_digit((char)c)) {
-            size_t start = i;
-            while (i < len && number_char(s[i]))
-                i++;
-            if (!json_number_ok(s + start, i - start)) {
-                of_seterr(msg, msglen, "malformed JSON: invalid number at byte %zu",
-                          start);
-                return false;
-            }
-            continue;
-        }
-        i++;
-    }
-    return true;
 }
 
 /* --------------------------------------------------------------------- */
@@ -322,6 +162,7 @@ static bool valid_currency(const char *s)
 typedef struct vctx {
     cJSON *errors;
     bool oom;
+    const of_json_doc *doc; /* how the numbers were written */
 } vctx;
 
 static void add_error(vctx *v, const char *field, const char *message)
@@ -425,7 +266,16 @@ static bool req_int(vctx *v, const cJSON *obj, const char *name,
         add_error(v, path, MSG_REQUIRED);
         return false;
     }
-    if (!of_json_int(it, min, max, out)) {
+    if (of_json_doc_nonint_text(v->doc, it) && of_json_int(it, min, max, NULL)) {
+        /* 4599.0, 1e3, 999999999999.99999999: the value cJSON makes of
+         * them is an integer in range, the text is not one. */
+        char m[160];
+        snprintf(m, sizeof m, "%s, written without a fraction or an exponent",
+                 msg);
+        add_error(v, path, m);
+        return false;
+    }
+    if (!of_json_doc_int(v->doc, it, min, max, out)) {
         add_error(v, path, msg);
         return false;
     }
@@ -520,15 +370,6 @@ static of_status fail_whole(cJSON **errors, const char *message)
     return OF_EPERMANENT;
 }
 
-static bool only_ws(const char *s, const char *end)
-{
-    for (; s < end; s++) {
-        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
-            return false;
-    }
-    return true;
-}
-
 of_status gw_validate(const char *body, size_t len, gw_payment *out,
                       cJSON **errors)
 {
@@ -536,40 +377,20 @@ of_status gw_validate(const char *body, size_t len, gw_payment *out,
     *errors = NULL;
 
     char msg[160];
-    if (len == 0 || only_ws(body, body + len))
-        return fail_whole(errors, "body is empty; a JSON object is required");
-    if (!gw_json_prescan(body, len, msg, sizeof msg))
+    of_json_doc doc;
+    of_status st = of_json_parse_strict(body, len, OF_JSON_STRICT_OBJECT, &doc,
+                                        msg, sizeof msg);
+    if (st == OF_EFATAL)
+        return OF_EFATAL;
+    if (st != OF_OK)
         return fail_whole(errors, msg);
+    cJSON *root = doc.root;
 
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (root == NULL) {
-        size_t pos = (end != NULL && end >= body && end <= body + len)
-                         ? (size_t)(end - body)
-                         : 0;
-        snprintf(msg, sizeof msg, "malformed JSON at byte %zu", pos);
-        return fail_whole(errors, msg);
-    }
-    if (end != NULL && !only_ws(end, body + len)) {
-        while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
-            end++;
-        snprintf(msg, sizeof msg,
-                 "malformed JSON: unexpected data after the value at byte %zu",
-                 (size_t)(end - body));
-        cJSON_Delete(root);
-        return fail_whole(errors, msg);
-    }
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return fail_whole(errors, "the body must be a JSON object");
-    }
-
-    vctx v = {.errors = cJSON_CreateArray(), .oom = false};
+    vctx v = {.errors = cJSON_CreateArray(), .oom = false, .doc = &doc};
     if (v.errors == NULL) {
-        cJSON_Delete(root);
+        of_json_doc_free(&doc);
         return OF_EFATAL;
     }
-    out->root = root;
     out->payment_id = req_string(&v, root, "payment_id", "payment_id", ok_id,
                                  MSG_ID);
     out->order_id = req_string(&v, root, "order_id", "order_id", ok_id, MSG_ID);
@@ -581,6 +402,7 @@ of_status gw_validate(const char *body, size_t len, gw_payment *out,
     check_customer(&v, root, out);
     out->occurred_at = opt_string(&v, root, "occurred_at", "occurred_at",
                                   ok_time, MSG_TIME);
+    out->root = of_json_doc_release(&doc); /* every string points into it */
 
     if (v.oom) {
         cJSON_Delete(v.errors);

@@ -56,19 +56,13 @@ typedef struct gw_payment {
  * UTF-8 or a body that is not an object gives a single entry with field
  * "" and the byte position in the message. Returns OF_EFATAL (errors NULL)
  * only when memory runs out. Unknown members are ignored; a known member
- * given twice is an error. */
+ * given twice is an error. Integer fields must be written as integers:
+ * 4599.0 or 1e3 is an error although cJSON reads an integral value. */
 of_status gw_validate(const char *body, size_t len, gw_payment *out,
                       cJSON **errors) OF_MUST_CHECK;
 
 /* Releases what gw_validate put in p and zeroes it. NULL-safe. */
 void gw_payment_free(gw_payment *p);
-
-/* Checks that s[0..len) is well-formed as a JSON text's bytes: valid
- * UTF-8 (no overlongs, surrogates or code points past U+10FFFF), no raw
- * control characters inside strings, no \u0000 escapes (which would
- * silently cut a string short). Returns true, or false with a message
- * naming the byte offset in msg. */
-bool gw_json_prescan(const char *s, size_t len, char *msg, size_t msglen);
 
 /* True when s is 1..max characters of [A-Za-z0-9._:-] (ids and skus). */
 bool gw_valid_token(const char *s, size_t max);

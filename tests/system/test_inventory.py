@@ -571,6 +571,14 @@ def test_stock_api(inv, db):
         assert r.status_code == 400, body
         assert r.headers["Content-Type"].startswith("application/problem+json")
     assert inv.put("/v1/stock/SKU-X", data=b"{nope", headers=AUTH).status_code == 400
+    # Integral values written with a fraction or an exponent (cJSON would
+    # round 1.0000000000000001 to 1): the text decides.
+    for raw in (b"1.0000000000000001", b"5.0", b"1e3", b"5E0", b"999999999999999.99"):
+        r = inv.put("/v1/stock/SKU-X", data=b'{"available": ' + raw + b"}", headers=AUTH)
+        assert r.status_code == 400, (raw, r.text)
+        doc = r.json()
+        assert doc["errors"][0]["field"] == "available", doc
+        assert "without a fraction or an exponent" in doc["errors"][0]["message"], doc
     assert inv.put("/v1/stock/bad%20sku", json={"available": 1}, headers=AUTH).status_code == 400
     assert inv.get("/v1/stock/SKU-X").json()["available"] == 0
     assert inv.request("DELETE", "/v1/stock/SKU-X").status_code == 405

@@ -230,6 +230,34 @@ def test_validation_rule(gw, name, mutate, field):
         assert errors[field]
 
 
+@pytest.mark.parametrize("field,raw", [
+    ("amount_cents", "999999999999.99999999"),   # cJSON rounds it to 10^12
+    ("amount_cents", "4599.0"),
+    ("amount_cents", "1e3"),
+    ("amount_cents", "4.599E3"),
+    ("items[0].qty", "1.0000000000000001"),        # cJSON rounds it to 1
+    ("items[0].qty", "2.0"),
+    ("items[0].qty", "1e0"),
+], ids=["amount-rounds-to-max", "amount-dot-zero", "amount-exponent", "amount-E",
+        "qty-rounds-to-1", "qty-dot-zero", "qty-exponent"])
+def test_integer_fields_reject_a_fraction_or_exponent_in_the_text(gw, kafka, ns, field, raw):
+    """The raw JSON token decides, not the double cJSON makes of it."""
+    p = payment(items=[{"sku": "SKU-RED-MUG", "qty": 777}], amount_cents=123456)
+    body = encode(p)
+    body = body.replace(b'"amount_cents":123456', b'"amount_cents":' + raw.encode()) \
+        if field == "amount_cents" else body.replace(b'"qty":777', b'"qty":' + raw.encode())
+    assert raw.encode() in body
+    r = post_raw(gw, body, signed_headers(body, WEBHOOK_SECRET))
+    errors = error_fields(r)
+    assert list(errors) == [field], errors
+    assert "without a fraction or an exponent" in errors[field], errors
+    # The integer spelling of the same payment passes.
+    ok = post_payment(gw.url, p)
+    assert ok.status_code == 202, ok.text
+    recs = kafka.read_all(topic(ns), timeout=20, min_count=1)
+    assert [json.loads(x.value)["payment_id"] for x in recs] == [p["payment_id"]]
+
+
 def test_every_failing_field_is_reported(gw):
     p = {"payment_id": "bad id", "amount_cents": 1.5, "currency": "eu",
          "items": [{"sku": "A", "qty": 0}, {"sku": "A", "qty": 20000}, {"qty": 1}],

@@ -93,10 +93,115 @@ static void test_utf8(void **state)
     assert_true(of_json_utf8_valid("ab\xff", 2));
 }
 
+static void test_prescan(void **state)
+{
+    (void)state;
+    char msg[128];
+    assert_true(of_json_prescan("{\"a\":[1,-2,3.5e+2,0]}", 20, msg, sizeof msg));
+    /* Regression (fuzz/regressions/gw_validate/prescan-skips-byte-after-
+     * backslash): a backslash followed by a byte that starts no valid UTF-8
+     * sequence was skipped unchecked. */
+    assert_false(of_json_prescan("{\"a\":\"\\\xff\"}", 9, msg, sizeof msg));
+    assert_non_null(strstr(msg, "UTF-8"));
+    /* A backslash before a valid multi-byte character is still checked as
+     * UTF-8 (and passes it; cJSON rejects the escape later). */
+    assert_true(of_json_prescan("{\"a\":\"\\\xc3\xa9\"}", 10, msg, sizeof msg));
+    assert_false(of_json_prescan("{\"a\":01}", 8, msg, sizeof msg));
+    assert_non_null(strstr(msg, "invalid number at byte 5"));
+    assert_false(of_json_prescan("{\"a\":\"\\u0000\"}", 13, msg, sizeof msg));
+    assert_false(of_json_prescan("{\"a\":1}\0", 8, msg, sizeof msg));
+    assert_non_null(strstr(msg, "control character at byte 7"));
+}
+
+static of_status strict(const char *text, unsigned flags, of_json_doc *d,
+                        char *msg)
+{
+    return of_json_parse_strict(text, strlen(text), flags, d, msg, 160);
+}
+
+static void test_parse_strict(void **state)
+{
+    (void)state;
+    of_json_doc d;
+    char msg[160];
+    assert_int_equal(strict("{\"available\": 12}", OF_JSON_STRICT_OBJECT |
+                            OF_JSON_STRICT_UNIQUE, &d, msg), OF_OK);
+    long long v = 0;
+    assert_true(of_json_doc_int(&d, cJSON_GetObjectItem(d.root, "available"),
+                                0, 100, &v));
+    assert_int_equal(v, 12);
+    of_json_doc_free(&d);
+    assert_null(d.root);
+    of_json_doc_free(&d); /* twice is harmless */
+
+    struct { const char *text; unsigned flags; const char *msg; } bad[] = {
+        {"", 0, "body is empty"},
+        {"  \n", 0, "body is empty"},
+        {"{\"available\":12} {\"available\":13}", 0,
+         "unexpected data after the value at byte 17"},
+        {"{\"available\":12}x", 0, "unexpected data after the value at byte 16"},
+        {"{\"available\":12,\"note\":\"a\tb\"}", 0, "control character in a string"},
+        {"{\"available\":12,\"available\":13}", OF_JSON_STRICT_UNIQUE,
+         "member \"available\" appears more than once"},
+        {"{\"a\":{\"b\":1,\"b\":2}}", OF_JSON_STRICT_UNIQUE,
+         "member \"b\" appears more than once"},
+        {"[1]", OF_JSON_STRICT_OBJECT, "must be a JSON object"},
+        {"{\"a\":", 0, "malformed JSON at byte"},
+        {"{\"a\":+1}", 0, "invalid number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        of_status st = strict(bad[i].text, bad[i].flags, &d, msg);
+        if (st != OF_EPERMANENT || strstr(msg, bad[i].msg) == NULL)
+            fail_msg("'%s': status %d, message '%s', want '%s'", bad[i].text,
+                     (int)st, msg, bad[i].msg);
+        assert_null(d.root);
+    }
+    /* A raw NUL after the value (the length says there is more). */
+    assert_int_equal(of_json_parse_strict("{\"a\":1}\0", 8, 0, &d, msg, sizeof msg),
+                     OF_EPERMANENT);
+    /* Repeated members pass without OF_JSON_STRICT_UNIQUE. */
+    assert_int_equal(strict("{\"a\":1,\"a\":2}", 0, &d, msg), OF_OK);
+    of_json_doc_free(&d);
+}
+
+static void test_doc_int_reads_the_text(void **state)
+{
+    (void)state;
+    of_json_doc d;
+    char msg[160];
+    assert_int_equal(strict("{\"a\":2,\"b\":2.0,\"c\":1e3,\"d\":[1.5,{\"e\":7}],"
+                            "\"f\":1.0000000000000001,\"g\":-0,\"h\":999999999999.99999999,"
+                            "\"i\":4599,\"j\":1E0}",
+                            0, &d, msg), OF_OK);
+    long long v;
+    const cJSON *r = d.root;
+    assert_true(of_json_doc_int(&d, cJSON_GetObjectItem(r, "a"), 0, 10, &v));
+    assert_false(of_json_doc_int(&d, cJSON_GetObjectItem(r, "b"), 0, 10, &v));
+    assert_true(of_json_int(cJSON_GetObjectItem(r, "b"), 0, 10, &v)); /* the value is */
+    assert_false(of_json_doc_int(&d, cJSON_GetObjectItem(r, "c"), 0, 10000, &v));
+    const cJSON *e = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "d"), 1), "e");
+    assert_true(of_json_doc_int(&d, e, 0, 10, &v));
+    assert_int_equal(v, 7);
+    assert_false(of_json_doc_int(&d, cJSON_GetObjectItem(r, "f"), 0, 10, &v));
+    assert_true(of_json_doc_int(&d, cJSON_GetObjectItem(r, "g"), 0, 10, &v));
+    assert_false(of_json_doc_int(&d, cJSON_GetObjectItem(r, "h"), 0, 1000000000000LL, &v));
+    assert_true(of_json_doc_int(&d, cJSON_GetObjectItem(r, "i"), 0, 10000, &v));
+    assert_false(of_json_doc_int(&d, cJSON_GetObjectItem(r, "j"), 0, 10, &v));
+    assert_true(of_json_doc_nonint_text(&d, cJSON_GetObjectItem(r, "j")));
+    assert_false(of_json_doc_nonint_text(&d, cJSON_GetObjectItem(r, "i")));
+    cJSON *root = of_json_doc_release(&d);
+    assert_non_null(root);
+    assert_null(d.root);
+    cJSON_Delete(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_int),
+        cmocka_unit_test(test_prescan),
+        cmocka_unit_test(test_parse_strict),
+        cmocka_unit_test(test_doc_int_reads_the_text),
         cmocka_unit_test(test_str_and_print),
         cmocka_unit_test(test_utf8),
     };

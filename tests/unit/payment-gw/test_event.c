@@ -46,7 +46,7 @@ static void test_value(void **state)
     const char *s =
         "{\"payment_id\":\"pay_1\",\"order_id\":\"ord_1\","
         "\"amount_cents\":1000000000000,\"currency\":\"EUR\",\"secret\":\"x\","
-        "\"items\":[{\"sku\":\"A\",\"qty\":2.0,\"note\":\"n\"},{\"sku\":\"B\","
+        "\"items\":[{\"sku\":\"A\",\"qty\":2,\"note\":\"n\"},{\"sku\":\"B\","
         "\"qty\":10000}],\"customer\":{\"id\":\"cus \\\"q\\\"\",\"email\":"
         "\"ana@example.com\",\"phone\":\"+4915112345678\",\"webhook_url\":"
         "\"https://m.example/h\",\"password\":\"p\"},\"occurred_at\":"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NTF_NENTRIES 20
+#define NTF_NENTRIES 28
 
 static of_cfg_entry ntf_table[NTF_NENTRIES];
 static size_t ntf_table_n;
@@ -38,7 +38,19 @@ void ntf_config_table(ntf_config *c, const of_cfg_entry **table, size_t *n)
         {"OF_NOTIFY_HTTP_TIMEOUT", OF_CFG_DURATION, &c->http_timeout_ms, "10s",
          100, 600000, 0, "timeout of one provider request"},
         {"OF_NOTIFY_MAX_INFLIGHT", OF_CFG_INT, &c->max_inflight, "32", 1, 1024,
-         0, "concurrent provider requests per channel"},
+         0, "concurrent provider requests per channel (for webhooks: all "
+            "destinations together)"},
+        {"OF_NOTIFY_DEST_MAX_INFLIGHT", OF_CFG_INT, &c->dest_max_inflight, "8",
+         1, 1024, 0,
+         "concurrent requests per webhook destination (scheme, host, port)"},
+        {"OF_NOTIFY_DEST_TRACKED_MAX", OF_CFG_INT, &c->dest_tracked_max,
+         "10000", 1, 1000000, 0,
+         "webhook destinations whose breaker is kept (least recently used "
+         "idle ones are forgotten beyond it)"},
+        {"OF_NOTIFY_MAX_DEFERRALS", OF_CFG_INT, &c->max_deferrals, "5", 0,
+         1000, 0,
+         "deferrals (breaker open) per attempt; one more counts as a failed "
+         "attempt"},
         {"OF_NOTIFY_MAX_PENDING", OF_CFG_INT, &c->max_pending, "512", 1,
          100000, 0,
          "consumed records in process before consumption pauses"},

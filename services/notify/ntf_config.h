@@ -27,6 +27,10 @@ typedef struct ntf_config {
     char *retry_delays_text; /* OF_NOTIFY_RETRY_DELAYS as given */
     int64_t http_timeout_ms; /* OF_NOTIFY_HTTP_TIMEOUT */
     long long max_inflight;  /* OF_NOTIFY_MAX_INFLIGHT, per channel */
+    long long dest_max_inflight; /* OF_NOTIFY_DEST_MAX_INFLIGHT, per webhook
+                                    destination */
+    long long dest_tracked_max;  /* OF_NOTIFY_DEST_TRACKED_MAX */
+    long long max_deferrals;     /* OF_NOTIFY_MAX_DEFERRALS per attempt */
     long long max_pending;   /* OF_NOTIFY_MAX_PENDING records in process */
     long long cb_window;     /* OF_NOTIFY_CB_WINDOW */
     char *cb_ratio_text;     /* OF_NOTIFY_CB_FAILURE_RATIO as given */

@@ -52,8 +52,8 @@ void ntf_produce(ntf_engine *e, ntf_dlv *d)
     if (!d->whole_record && d->next.kind == NTF_NEXT_RETRY) {
         topic = e->t_retry[d->next.tier - 1];
         const char *le = d->has_error ? d->last_error : "circuit breaker open";
-        h = ntf_retry_headers(orig, d->ch, d->next.attempts, d->next.due_ms,
-                              le);
+        h = ntf_retry_headers(orig, d->ch, d->next.attempts,
+                              d->next.deferrals, d->next.due_ms, le);
     } else {
         topic = e->t_dlq;
         ntf_dlq_meta dm = {
@@ -134,18 +134,28 @@ void ntf_after_produced(ntf_engine *e, ntf_dlv *d)
     ntf_list_push(&e->record, d);
 }
 
-static void ntf_breaker_changed(ntf_engine *e, ntf_channel ch,
+/* A destination's breaker changed state: metrics and one log line. A
+ * webhook destination is named by its label (a hash): its host is the
+ * customer's, logged only at debug level. */
+static void ntf_breaker_changed(void *ud, const ntf_dest *dst,
                                 ntf_cb_state from, ntf_cb_state to)
 {
-    if (from == to)
-        return;
-    const char *cn = ntf_channel_name(ch);
-    of_metric_set(e->m_breaker, (double)to, OF_LABELS(cn));
+    ntf_engine *e = ud;
+    const char *cn = ntf_channel_name(dst->ch);
+    if (dst->fixed)
+        of_metric_set(e->m_breaker, (double)to, OF_LABELS(cn));
+    of_metric_set(e->m_open, (double)ntf_sched_open(&e->sched, dst->ch),
+                  OF_LABELS(cn));
     of_metric_add(e->m_breaker_tr, 1, OF_LABELS(cn, ntf_cb_state_name(to)));
     of_log(to == NTF_CB_OPEN ? OF_LOG_WARN : OF_LOG_INFO,
-           OF_KV("channel", cn, "from", ntf_cb_state_name(from), "to",
+           OF_KV("channel", cn, "destination", dst->fixed ? NULL : dst->label,
+                 "from", ntf_cb_state_name(from), "to",
                  ntf_cb_state_name(to)),
            "circuit breaker %s", ntf_cb_state_name(to));
+    if (!dst->fixed && of_log_enabled(OF_LOG_DEBUG))
+        of_log(OF_LOG_DEBUG,
+               OF_KV("destination", dst->label, "address", dst->key),
+               "destination of circuit breaker %s", ntf_cb_state_name(to));
 }
 
 static void ntf_on_sent(void *ud, int curl_code, long http_status,
@@ -157,8 +167,6 @@ static void ntf_on_sent(void *ud, int curl_code, long http_status,
     const char *cn = ntf_channel_name(d->ch);
     if (curl_code == CURLE_OUT_OF_MEMORY)
         ntf_oom("libcurl");
-    e->inflight[d->ch]--;
-    of_metric_set(e->m_inflight, e->inflight[d->ch], OF_LABELS(cn));
     free(d->body);
     d->body = NULL;
     d->made = d->attempts + 1;
@@ -167,11 +175,10 @@ static void ntf_on_sent(void *ud, int curl_code, long http_status,
     of_metric_add(e->m_deliveries, 1, OF_LABELS(cn, ntf_result_name(res)));
     of_metric_observe(e->m_http, (double)elapsed_us / 1e6, OF_LABELS(cn));
     int64_t now = of_now_ms();
-    ntf_cb_state before = e->br[d->ch].state;
-    ntf_cb_state after = ntf_breaker_record(&e->br[d->ch],
-                                            res == NTF_RES_TRANSIENT,
-                                            d->probe, now);
-    ntf_breaker_changed(e, d->ch, before, after);
+    ntf_sched_result(&e->sched, d->dest, res == NTF_RES_TRANSIENT, d->probe,
+                     now);
+    d->dest = NULL; /* not needed any more; may be forgotten from now on */
+    of_metric_set(e->m_inflight, e->sched.ch[d->ch].inflight, OF_LABELS(cn));
 
     if (res == NTF_RES_DELIVERED) {
         if (r->oc.received_at_ms > 0)
@@ -234,18 +241,42 @@ oom:
     return NULL;
 }
 
-static void ntf_defer(ntf_engine *e, ntf_dlv *d)
+/* The scheduler's defer callback: d's destination has its breaker open
+ * (wait_ms until its probe may go). To the retry tier that outlasts the
+ * wait, same attempts, one more deferral; at the cap it counts as a
+ * failed attempt (see ntf_retry_defer). */
+static void ntf_defer(void *ud, ntf_dest *dst, ntf_qitem *it, int64_t wait_ms)
 {
-    d->deferred = true;
-    d->made = d->attempts;
-    d->next = ntf_retry_defer(d->rec->tier, d->attempts, e->cfg->delays_ms,
-                              e->cfg->ntiers, of_now_ms());
+    (void)dst;
+    ntf_engine *e = ud;
+    ntf_dlv *d = (ntf_dlv *)(void *)((char *)it - offsetof(ntf_dlv, qi));
+    d->dest = NULL;
+    d->next = ntf_retry_defer(d->attempts, d->rec->meta.deferrals,
+                              (int)e->cfg->max_deferrals, wait_ms,
+                              e->cfg->delays_ms, e->cfg->ntiers, of_now_ms());
     of_metric_add(e->m_deliveries, 1,
                   OF_LABELS(ntf_channel_name(d->ch), "deferred"));
-    if (of_log_enabled(OF_LOG_DEBUG))
-        of_log(OF_LOG_DEBUG,
-               OF_KV("delivery_id", d->id, "channel", ntf_channel_name(d->ch)),
-               "circuit open: deferred to tier %d", d->next.tier);
+    if (d->next.burnt) {
+        /* The deferral limit: an attempt without a request. */
+        d->deferred = false;
+        d->made = d->attempts + 1;
+        ntf_set_error(d, "circuit breaker open: deferred %d time(s)",
+                      d->rec->meta.deferrals);
+        if (of_log_enabled(OF_LOG_DEBUG))
+            of_log(OF_LOG_DEBUG,
+                   OF_KV("delivery_id", d->id, "channel",
+                         ntf_channel_name(d->ch)),
+                   "deferral limit: counted as attempt %d", d->made);
+    } else {
+        d->deferred = true;
+        d->made = d->attempts;
+        if (of_log_enabled(OF_LOG_DEBUG))
+            of_log(OF_LOG_DEBUG,
+                   OF_KV("delivery_id", d->id, "channel",
+                         ntf_channel_name(d->ch)),
+                   "circuit open: deferred to tier %d (%d time(s))",
+                   d->next.tier, d->next.deferrals);
+    }
     ntf_produce(e, d);
 }
 
@@ -267,33 +298,41 @@ static void ntf_send(ntf_engine *e, ntf_dlv *d, bool probe)
                         d, err, sizeof err) != OF_OK)
         ntf_oom(err); /* the only failure: allocation (see ntf_sender.h) */
     ntf_stage_set(e, d, NTF_ST_SENDING);
-    e->inflight[d->ch]++;
-    of_metric_set(e->m_inflight, e->inflight[d->ch],
+    of_metric_set(e->m_inflight, e->sched.ch[d->ch].inflight,
                   OF_LABELS(ntf_channel_name(d->ch)));
+}
+
+/* The scheduler's send callback. */
+static void ntf_sched_send(void *ud, ntf_dest *dst, ntf_qitem *it,
+                           bool probe)
+{
+    (void)dst;
+    ntf_dlv *d = (ntf_dlv *)(void *)((char *)it - offsetof(ntf_dlv, qi));
+    ntf_send(ud, d, probe);
+}
+
+const ntf_sched_ops ntf_sched_engine_ops = {
+    .send = ntf_sched_send,
+    .defer = ntf_defer,
+    .changed = ntf_breaker_changed,
+};
+
+void ntf_enqueue(ntf_engine *e, ntf_dlv *d)
+{
+    ntf_dest *dst = ntf_sched_dest(&e->sched, d->ch, d->target.url);
+    if (!dst)
+        ntf_oom("a destination");
+    d->dest = dst;
+    ntf_stage_set(e, d, NTF_ST_QUEUED);
+    ntf_sched_push(&e->sched, dst, &d->qi);
 }
 
 void ntf_dispatch(ntf_engine *e)
 {
-    int64_t now = of_now_ms();
-    for (int c = 0; c < NTF_CH_COUNT; c++) {
-        ntf_list *q = &e->chq[c];
-        size_t budget = q->n; /* items put back are not retried this round */
-        while (budget-- > 0 && q->head &&
-               e->inflight[c] < e->cfg->max_inflight) {
-            ntf_dlv *d = ntf_list_pop(q);
-            bool probe = false;
-            ntf_cb_state before = e->br[c].state;
-            bool ok = ntf_breaker_allow(&e->br[c], now, &probe);
-            ntf_breaker_changed(e, (ntf_channel)c, before, e->br[c].state);
-            if (ok)
-                ntf_send(e, d, probe);
-            else
-                ntf_defer(e, d);
-        }
-        /* While open, queued deliveries move to the retry tier at once
-         * instead of waiting for a free slot. */
-        while (q->head && e->br[c].state == NTF_CB_OPEN &&
-               now - e->br[c].opened_at_ms < e->br[c].cooldown_ms)
-            ntf_defer(e, ntf_list_pop(q));
+    ntf_sched_run(&e->sched, of_now_ms());
+    size_t tracked = ntf_sched_tracked(&e->sched);
+    if (tracked != e->tracked_pub) {
+        e->tracked_pub = tracked;
+        of_metric_set(e->m_tracked, (double)tracked, OF_NO_LABELS);
     }
 }

@@ -193,8 +193,7 @@ void ntf_run_check(ntf_engine *e)
                                "already delivered: not sent again");
                     ntf_dlv_done(e, d);
                 } else {
-                    ntf_stage_set(e, d, NTF_ST_QUEUED);
-                    ntf_list_push(&e->chq[d->ch], d);
+                    ntf_enqueue(e, d);
                 }
             }
         }

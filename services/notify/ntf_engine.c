@@ -129,10 +129,8 @@ of_status ntf_engine_run(ntf_engine *e)
         if (got > 0 || (e->check.head && ntf_worker_can_take(&e->lk)) ||
             (e->record.head && ntf_worker_can_take(&e->wr)))
             wait = 0;
-        for (int c = 0; c < NTF_CH_COUNT; c++)
-            if (e->chq[c].head && e->inflight[c] < e->cfg->max_inflight &&
-                e->br[c].state == NTF_CB_CLOSED)
-                wait = 0;
+        if (ntf_sched_can_send(&e->sched))
+            wait = 0;
         if (next_due != INT64_MAX) {
             int64_t d = next_due - of_now_ms();
             if (d < wait)
@@ -231,13 +229,18 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
         snprintf(base, sizeof base, "notify.retry.%zu", i + 1);
         of_config_name(pfx, base, e->t_retry[i], NTF_NAME_MAX);
     }
-    for (int c = 0; c < NTF_CH_COUNT; c++) {
-        if (ntf_breaker_init(&e->br[c], (int)cfg->cb_window,
-                             (int)cfg->cb_min_requests, cfg->cb_ratio,
-                             cfg->cb_cooldown_ms) != OF_OK) {
-            of_seterr(err, errlen, "out of memory");
-            goto fail;
-        }
+    ntf_sched_cfg sc = {
+        .cb_window = (int)cfg->cb_window,
+        .cb_min_requests = (int)cfg->cb_min_requests,
+        .cb_ratio = cfg->cb_ratio,
+        .cb_cooldown_ms = cfg->cb_cooldown_ms,
+        .chan_max_inflight = (int)cfg->max_inflight,
+        .dest_max_inflight = (int)cfg->dest_max_inflight,
+        .max_dests = (size_t)cfg->dest_tracked_max,
+    };
+    if (ntf_sched_init(&e->sched, &sc, &ntf_sched_engine_ops, e) != OF_OK) {
+        of_seterr(err, errlen, "out of memory");
+        goto fail;
     }
     if (ntf_idmap_init(&e->ids, 14) != 0) {
         of_seterr(err, errlen, "out of memory");
@@ -257,11 +260,22 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
                                   OF_LABELS("class"));
     e->m_breaker = of_metrics_gauge(
         "orderflow_notify_breaker_state",
-        "Circuit breaker state per channel: 0 closed, 1 open, 2 half-open",
+        "Circuit breaker state of the e-mail and SMS providers: 0 closed, "
+        "1 open, 2 half-open (webhooks: see orderflow_notify_breakers_open)",
         OF_LABELS("channel"));
     e->m_breaker_tr = of_metrics_counter(
         "orderflow_notify_breaker_transitions_total",
-        "Circuit breaker state changes", OF_LABELS("channel", "to"));
+        "Circuit breaker state changes (webhooks: of every destination)",
+        OF_LABELS("channel", "to"));
+    e->m_open = of_metrics_gauge(
+        "orderflow_notify_breakers_open",
+        "Circuit breakers open or half-open per channel (webhooks: one per "
+        "destination)",
+        OF_LABELS("channel"));
+    e->m_tracked = of_metrics_gauge(
+        "orderflow_notify_destinations_tracked",
+        "Webhook destinations (scheme, host, port) whose breaker is kept",
+        OF_NO_LABELS);
     e->m_e2e = of_metrics_histogram(
         "orderflow_notify_e2e_latency_seconds",
         "From the payment's received_at to the provider's 2xx",
@@ -311,9 +325,12 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
                         "Consumed records whose outcome is not decided yet",
                         ntf_pending_fn, e);
     for (int c = 0; c < NTF_CH_COUNT; c++) {
-        of_metric_set(e->m_breaker, 0, OF_LABELS(ntf_channel_name(c)));
+        if (c != NTF_CH_WEBHOOK)
+            of_metric_set(e->m_breaker, 0, OF_LABELS(ntf_channel_name(c)));
         of_metric_set(e->m_inflight, 0, OF_LABELS(ntf_channel_name(c)));
+        of_metric_set(e->m_open, 0, OF_LABELS(ntf_channel_name(c)));
     }
+    of_metric_set(e->m_tracked, 0, OF_NO_LABELS);
 
     e->snd = ntf_sender_new(cfg->http_timeout_ms,
                             (long)(cfg->max_inflight * NTF_CH_COUNT + 8), err,
@@ -429,8 +446,7 @@ void ntf_engine_free(ntf_engine *e)
         free(p);
         p = nx;
     }
-    for (int c = 0; c < NTF_CH_COUNT; c++)
-        ntf_breaker_free(&e->br[c]);
+    ntf_sched_free(&e->sched);
     ntf_idmap_free(&e->ids);
     if (e->evfd[0] >= 0)
         close(e->evfd[0]);

@@ -40,6 +40,7 @@
 
 #include "ntf_breaker.h"
 #include "ntf_config.h"
+#include "ntf_dest.h"
 #include "ntf_engine.h"
 #include "ntf_outcome.h"
 #include "ntf_retry.h"
@@ -126,6 +127,8 @@ typedef struct ntf_dlv {
                                   is in last_error */
     ntf_channel ch;
     ntf_target target;
+    ntf_qitem qi;   /* in its destination's queue (QUEUED) */
+    ntf_dest *dest; /* set when queued; valid while queued or sending */
     int attempts; /* requests made before this processing */
     int made;     /* requests made including this processing's */
     ntf_stage stage;
@@ -184,9 +187,10 @@ struct ntf_engine {
     rd_kafka_queue_t *cq;
     int evfd[2];
     ntf_sender *snd;
-    ntf_breaker br[NTF_CH_COUNT];
-    int inflight[NTF_CH_COUNT];
-    ntf_list chq[NTF_CH_COUNT];
+    /* Queues, breakers and in-flight limits per destination (webhooks:
+     * scheme, host, port; e-mail and SMS: one each). */
+    ntf_sched sched;
+    size_t tracked_pub; /* destinations tracked, as last published */
     ntf_list check, record, reproduce;
     ntf_idmap ids;
     ntf_part *parts;
@@ -222,7 +226,7 @@ struct ntf_engine {
 
     of_metric *m_deliveries, *m_retries, *m_dlq, *m_breaker, *m_breaker_tr,
         *m_e2e, *m_http, *m_inflight, *m_redelivered, *m_store, *m_batch,
-        *m_rejected;
+        *m_rejected, *m_open, *m_tracked;
 };
 
 /* ------------------------------------------------------------------ */
@@ -350,8 +354,14 @@ void ntf_produce(ntf_engine *e, ntf_dlv *d);
 void ntf_after_produced(ntf_engine *e, ntf_dlv *d);
 
 /* Sends queued deliveries within the in-flight limits; defers them while
- * their breaker is open. */
+ * their destination's breaker is open. */
 void ntf_dispatch(ntf_engine *e);
+
+/* Queues d (to CHECK done, not delivered yet) at its destination. */
+void ntf_enqueue(ntf_engine *e, ntf_dlv *d);
+
+/* The scheduler's callbacks (ntf_sched_ops) bound to the engine. */
+extern const ntf_sched_ops ntf_sched_engine_ops;
 
 /* ------------------------------------------------------------------ */
 /* ntf_dlog.c: the delivery log workers                                 */

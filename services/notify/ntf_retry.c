@@ -32,16 +32,22 @@ ntf_next ntf_retry_after_failure(ntf_result r, int attempts,
     return n;
 }
 
-ntf_next ntf_retry_defer(int cur_tier, int attempts, const int64_t *delays,
+ntf_next ntf_retry_defer(int attempts, int deferrals, int max_deferrals,
+                         int64_t wait_ms, const int64_t *delays,
                          size_t ntiers, int64_t now_ms)
 {
-    ntf_next n = {.kind = NTF_NEXT_RETRY, .attempts = attempts};
-    int t = cur_tier + 1;
-    if (t < 1)
-        t = 1;
-    if ((size_t)t > ntiers)
-        t = (int)ntiers;
-    n.tier = t;
+    if (deferrals >= max_deferrals) {
+        ntf_next n = ntf_retry_after_failure(NTF_RES_TRANSIENT, attempts + 1,
+                                             delays, ntiers, now_ms);
+        n.burnt = true;
+        return n;
+    }
+    ntf_next n = {.kind = NTF_NEXT_RETRY, .attempts = attempts,
+                  .deferrals = deferrals + 1};
+    size_t t = 1;
+    while (t < ntiers && delays[t - 1] < wait_ms)
+        t++;
+    n.tier = (int)t;
     n.due_ms = now_ms + delays[t - 1];
     return n;
 }
@@ -96,6 +102,12 @@ void ntf_retry_meta_read(const rd_kafka_headers_t *hdrs, ntf_retry_meta *m)
     if (ntf_last(hdrs, NTF_H_ATTEMPT, &v, &len)) {
         if (ntf_parse_i64(v, len, &x) == 0 && x <= 1000)
             m->attempts = (int)x;
+        else
+            m->bad = true;
+    }
+    if (ntf_last(hdrs, NTF_H_DEFERRALS, &v, &len)) {
+        if (ntf_parse_i64(v, len, &x) == 0 && x <= 1000)
+            m->deferrals = (int)x;
         else
             m->bad = true;
     }
@@ -162,7 +174,8 @@ static void ntf_hadd_trunc(rd_kafka_headers_t *h, const char *name,
 
 rd_kafka_headers_t *ntf_retry_headers(const rd_kafka_headers_t *orig,
                                       ntf_channel ch, int attempts,
-                                      int64_t due_ms, const char *last_error)
+                                      int deferrals, int64_t due_ms,
+                                      const char *last_error)
 {
     rd_kafka_headers_t *h = ntf_copy_except(orig, "notify.", "dlq.");
     if (!h)
@@ -171,6 +184,8 @@ rd_kafka_headers_t *ntf_retry_headers(const rd_kafka_headers_t *orig,
     ntf_hadd_i64(h, NTF_H_ATTEMPT, attempts);
     ntf_hadd_i64(h, NTF_H_DUE, due_ms);
     ntf_hadd_trunc(h, NTF_H_LAST_ERROR, last_error);
+    if (deferrals > 0)
+        ntf_hadd_i64(h, NTF_H_DEFERRALS, deferrals);
     return h;
 }
 

@@ -5,9 +5,11 @@
  * Attempts: `notify.attempt` on a retry record is the number of provider
  * requests already made for that delivery. The delay after the n-th failed
  * attempt is delays[n-1], waited in notify.retry.n; a transient failure of
- * attempt n > N (N tiers) is retries_exhausted. A breaker deferral moves a
- * delivery read from tier k (0 = the outcome topic) to tier min(k+1, N)
- * with its attempt count unchanged.
+ * attempt n > N (N tiers) is retries_exhausted. A breaker deferral (the
+ * delivery's destination is open) moves it to the tier whose delay
+ * outlasts the breaker's cooldown, with its attempt count unchanged, at
+ * most a limited number of times per attempt (notify.deferrals counts
+ * them; see ntf_retry_defer).
  */
 #ifndef NTF_RETRY_H
 #define NTF_RETRY_H
@@ -25,6 +27,7 @@
 #define NTF_H_ATTEMPT "notify.attempt"
 #define NTF_H_DUE "notify.due.ms"
 #define NTF_H_LAST_ERROR "notify.last.error"
+#define NTF_H_DEFERRALS "notify.deferrals"
 
 #define NTF_DLQ_PERMANENT "permanent_failure"
 #define NTF_DLQ_EXHAUSTED "retries_exhausted"
@@ -40,6 +43,8 @@ typedef struct ntf_next {
     int attempts;          /* notify.attempt of the new record */
     int64_t due_ms;        /* unix ms, RETRY only */
     const char *dlq_class; /* DLQ only */
+    int deferrals;         /* notify.deferrals of the new record */
+    bool burnt;            /* a deferral counted as a failed attempt */
 } ntf_next;
 
 /* After a failed request: `r` is its class (TRANSIENT or PERMANENT) and
@@ -48,9 +53,21 @@ ntf_next ntf_retry_after_failure(ntf_result r, int attempts,
                                  const int64_t *delays, size_t ntiers,
                                  int64_t now_ms);
 
-/* A breaker deferral of a delivery read from tier cur_tier (0..N) that
- * has made `attempts` requests: tier min(cur_tier+1, N), same attempts. */
-ntf_next ntf_retry_defer(int cur_tier, int attempts, const int64_t *delays,
+/* A deferral: the delivery's destination has its breaker open, wait_ms
+ * until it lets a probe through (0 while the probe is in flight). The
+ * delivery has made `attempts` requests and was deferred `deferrals` times
+ * since its last attempt.
+ * - deferrals < max_deferrals: RETRY to the first tier whose delay is at
+ *   least wait_ms (the last tier when none is), attempts unchanged,
+ *   deferrals + 1: it comes back about when its destination is probed.
+ * - else the deferral counts as a failed attempt without a request
+ *   (burnt): as ntf_retry_after_failure(TRANSIENT, attempts + 1), with
+ *   deferrals 0: the next tier, or the DLQ (retries_exhausted) after the
+ *   last one.
+ * So a delivery whose destination stays down reaches the DLQ after at most
+ * (N + 1) * (max_deferrals + 1) trips through the retry tiers. */
+ntf_next ntf_retry_defer(int attempts, int deferrals, int max_deferrals,
+                         int64_t wait_ms, const int64_t *delays,
                          size_t ntiers, int64_t now_ms);
 
 /* What the notify.* headers of a record say. */
@@ -58,6 +75,7 @@ typedef struct ntf_retry_meta {
     int channel;     /* an ntf_channel, or -1 when no notify.channel */
     int attempts;    /* 0 when absent */
     int64_t due_ms;  /* 0 when absent (due now) */
+    int deferrals;   /* notify.deferrals, 0 when absent */
     bool bad;        /* a notify.* header is present but malformed */
 } ntf_retry_meta;
 
@@ -66,11 +84,13 @@ void ntf_retry_meta_read(const rd_kafka_headers_t *hdrs, ntf_retry_meta *m);
 
 /* A new header list for a retry record: every header of orig (may be
  * NULL) except notify.* and dlq.* ones, in order, then notify.channel,
- * notify.attempt, notify.due.ms and notify.last.error (truncated to 1 KiB).
+ * notify.attempt, notify.due.ms, notify.last.error (truncated to 1 KiB)
+ * and, when deferrals > 0, notify.deferrals.
  * Returns the list (caller owns it) or NULL on allocation failure. */
 rd_kafka_headers_t *ntf_retry_headers(const rd_kafka_headers_t *orig,
                                       ntf_channel ch, int attempts,
-                                      int64_t due_ms, const char *last_error);
+                                      int deferrals, int64_t due_ms,
+                                      const char *last_error);
 
 /* What a DLQ record adds (contract section 7). */
 typedef struct ntf_dlq_meta {

@@ -32,22 +32,61 @@ static void test_after_failure(void **state)
     assert_string_equal(n.dlq_class, "permanent_failure");
 }
 
+/* A deferral goes to the first tier that outlasts the destination's
+ * cooldown, keeps the attempt count and counts itself; past the cap it is
+ * a failed attempt without a request, so a destination that stays down
+ * does not cycle its deliveries through the tiers for ever. */
 static void test_defer(void **state)
 {
     (void)state;
-    ntf_next n = ntf_retry_defer(0, 0, DELAYS, 3, 1000);
+    /* open 28 s more: tier 2 (30 s) */
+    ntf_next n = ntf_retry_defer(0, 0, 5, 28000, DELAYS, 3, 1000);
     assert_int_equal(n.kind, NTF_NEXT_RETRY);
-    assert_int_equal(n.tier, 1);
+    assert_int_equal(n.tier, 2);
     assert_int_equal(n.attempts, 0);
-    assert_int_equal(n.due_ms, 6000);
-    n = ntf_retry_defer(2, 1, DELAYS, 3, 1000);
-    assert_int_equal(n.tier, 3);
+    assert_int_equal(n.deferrals, 1);
+    assert_false(n.burnt);
+    assert_int_equal(n.due_ms, 31000);
+    /* probe in flight (wait 0): the first tier */
+    n = ntf_retry_defer(1, 2, 5, 0, DELAYS, 3, 1000);
+    assert_int_equal(n.tier, 1);
     assert_int_equal(n.attempts, 1);
-    /* from the last tier it stays in the last tier */
-    n = ntf_retry_defer(3, 2, DELAYS, 3, 1000);
+    assert_int_equal(n.deferrals, 3);
+    assert_int_equal(n.due_ms, 6000);
+    /* a cooldown longer than every tier: the last tier */
+    n = ntf_retry_defer(2, 0, 5, 3600000, DELAYS, 3, 1000);
     assert_int_equal(n.tier, 3);
-    assert_int_equal(n.attempts, 2);
     assert_int_equal(n.due_ms, 301000);
+    /* the cap: counted as failed attempt 1, to tier 1, deferrals reset */
+    n = ntf_retry_defer(0, 5, 5, 28000, DELAYS, 3, 1000);
+    assert_int_equal(n.kind, NTF_NEXT_RETRY);
+    assert_true(n.burnt);
+    assert_int_equal(n.attempts, 1);
+    assert_int_equal(n.tier, 1);
+    assert_int_equal(n.deferrals, 0);
+    /* at the cap after the last tier's attempt: the DLQ */
+    n = ntf_retry_defer(3, 5, 5, 28000, DELAYS, 3, 1000);
+    assert_int_equal(n.kind, NTF_NEXT_DLQ);
+    assert_true(n.burnt);
+    assert_int_equal(n.attempts, 4);
+    assert_string_equal(n.dlq_class, "retries_exhausted");
+    /* cap 0: every deferral is an attempt */
+    n = ntf_retry_defer(0, 0, 0, 1000, DELAYS, 3, 1000);
+    assert_true(n.burnt);
+    assert_int_equal(n.attempts, 1);
+    /* bounded: a delivery whose destination never comes back reaches the
+     * DLQ after (N + 1) * (cap + 1) trips */
+    int att = 0, def = 0, trips = 0;
+    for (;;) {
+        trips++;
+        n = ntf_retry_defer(att, def, 5, 30000, DELAYS, 3, 1000);
+        if (n.kind == NTF_NEXT_DLQ)
+            break;
+        att = n.attempts;
+        def = n.deferrals;
+        assert_true(trips < 100);
+    }
+    assert_int_equal(trips, 4 * 6);
 }
 
 static const char *hget(const rd_kafka_headers_t *h, const char *name,
@@ -87,7 +126,7 @@ static void test_retry_headers(void **state)
     memset(big, 'e', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     rd_kafka_headers_t *h =
-        ntf_retry_headers(orig, NTF_CH_SMS, 2, 123456789, big);
+        ntf_retry_headers(orig, NTF_CH_SMS, 2, 3, 123456789, big);
     assert_non_null(h);
     char buf[2048];
     assert_string_equal(hget(h, "ce_id", buf, sizeof buf), "e-1");
@@ -98,6 +137,7 @@ static void test_retry_headers(void **state)
                         "123456789");
     assert_int_equal(strlen(hget(h, "notify.last.error", buf, sizeof buf)),
                      1024);
+    assert_string_equal(hget(h, "notify.deferrals", buf, sizeof buf), "3");
     assert_int_equal(hcount(h, "notify.attempt"), 1);
     assert_int_equal(hcount(h, "dlq.error.class"), 0);
 
@@ -107,6 +147,7 @@ static void test_retry_headers(void **state)
     assert_int_equal(m.channel, NTF_CH_SMS);
     assert_int_equal(m.attempts, 2);
     assert_int_equal(m.due_ms, 123456789);
+    assert_int_equal(m.deferrals, 3);
     ntf_retry_meta_read(NULL, &m);
     assert_int_equal(m.channel, -1);
     assert_int_equal(m.attempts, 0);
@@ -120,6 +161,11 @@ static void test_retry_headers(void **state)
     rd_kafka_headers_destroy(bad);
     bad = rd_kafka_headers_new(2);
     rd_kafka_header_add(bad, "notify.channel", -1, "fax", -1);
+    ntf_retry_meta_read(bad, &m);
+    assert_true(m.bad);
+    rd_kafka_headers_destroy(bad);
+    bad = rd_kafka_headers_new(2);
+    rd_kafka_header_add(bad, "notify.deferrals", -1, "x", -1);
     ntf_retry_meta_read(bad, &m);
     assert_true(m.bad);
     rd_kafka_headers_destroy(bad);

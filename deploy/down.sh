@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# `make down`: stops what `make up` started, and nothing else: the services
-# and the dev sink by their pid files in var/run (only if the pid still is our
-# process), then Kafka (SIGTERM; deploy/kafka.sh), then PostgreSQL
-# (pg_ctl stop -m fast; deploy/pg.sh). Data in var/ is kept.
+# `make down`: stops what `make up` started, and nothing else: every replica
+# of the services and the dev sink by their pid files in var/run (only if the
+# pid still is our process), then every Kafka node (SIGTERM, all at once:
+# a node of a cluster shuts down cleanly only while a majority runs;
+# deploy/kafka.sh), then PostgreSQL (pg_ctl stop -m fast; deploy/pg.sh).
+# Data in var/ is kept. OF_VAR_DIR and OF_PG_DATA as for make up.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-var="$root/var"
-bin="$root/build/bin"
+var="${OF_VAR_DIR:-$root/var}"
+[[ -d "$var" ]] && var="$(cd "$var" && pwd)"
 stop_timeout="${OF_STOP_TIMEOUT:-30}"
 
 our_pid() { # same test as up.sh: alive, not a zombie, command line contains $2
@@ -43,13 +45,35 @@ stop_proc() {
     echo "$name stopped (pid $pid)"
 }
 
+# Every replica, whatever OF_*_REPLICAS says now: payment-gw first (no new
+# payments), then inventory, then notify; the replicas of one service at once.
 for name in payment-gw inventory notify; do
-    stop_proc "$name" "$bin/$name"
+    pids=()
+    for f in "$var/run/$name.pid" "$var"/run/"$name"-[0-9]*.pid; do
+        [[ -e "$f" ]] || continue
+        inst="$(basename "$f" .pid)"
+        [[ "$inst" =~ ^$name(-[0-9]+)?$ ]] || continue
+        stop_proc "$inst" "bin/$name" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || true; done
 done
 stop_proc sink "deploy/devsink.py"
 
-if [[ -d "$var/kafka" ]]; then
-    "$root/deploy/kafka.sh" stop "$var/kafka"
+kdir="$var/kafka"
+if [[ -d "$kdir" ]]; then
+    pids=()
+    for d in "$kdir"/node-[0-9]*; do
+        [[ -d "$d" ]] || continue
+        "$root/deploy/kafka.sh" stop "$d" &
+        pids+=($!)
+    done
+    # the single-node layout of an older make up (data straight in var/kafka)
+    if [[ -f "$kdir/kafka.pid" ]]; then
+        "$root/deploy/kafka.sh" stop "$kdir" &
+        pids+=($!)
+    fi
+    for p in "${pids[@]}"; do wait "$p" || true; done
 fi
 
 if [[ -n "${OF_PG_DATA:-}" ]]; then

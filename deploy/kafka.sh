@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs a single-node Apache Kafka 3.9.1 broker (KRaft, broker+controller in one
-# JVM) from the Maven Central jars; no Docker, no Kafka tarball.
+# Runs an Apache Kafka 3.9.1 node (KRaft, broker+controller in one JVM) from
+# the Maven Central jars; no Docker, no Kafka tarball. One node is a
+# single-node cluster; N nodes started with the same OF_KAFKA_VOTERS and
+# OF_KAFKA_CLUSTER_ID form one cluster (one quorum of N controllers).
 #
 #   kafka.sh fetch                        copy the jars into $OF_KAFKA_JARS
 #                                         (default var/kafka/lib); skipped when
@@ -19,6 +21,13 @@
 # OF_KAFKA_START_TIMEOUT (seconds, default 60), JAVA (default java),
 # OF_KAFKA_ADVERTISED_PORT (port advertised to clients, default PORT; the
 # fault tests put a TCP proxy there, so every client reconnects through it).
+# Several nodes: OF_KAFKA_NODE_ID (default 1), OF_KAFKA_VOTERS (the quorum,
+# "1@127.0.0.1:9093,2@127.0.0.1:9095,..."; default this node alone),
+# OF_KAFKA_CLUSTER_ID (22-char id every node is formatted with; default a
+# random one, fine for one node), OF_KAFKA_REPLICATION (default 1: the
+# replication factor of new topics and of the internal ones; at 3 or more,
+# min.insync.replicas=2). A node of a cluster is ready only once a majority
+# of the voters runs: start the nodes at the same time (in the background).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,7 +43,7 @@ stop_timeout=30
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 log() { echo "kafka.sh: $*" >&2; }
 usage() {
-    sed -n '5,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -164,11 +173,14 @@ broker_ready() {
 write_config() {
     local dir="$1" port="$2" ctl="$3"
     local adv="${OF_KAFKA_ADVERTISED_PORT:-$port}"
+    local id="${OF_KAFKA_NODE_ID:-1}" rf="${OF_KAFKA_REPLICATION:-1}" isr=1
+    local voters="${OF_KAFKA_VOTERS:-$id@127.0.0.1:$ctl}"
+    ((rf >= 3)) && isr=2
     cat >"$dir/server.properties" <<EOF
 # Written by deploy/kafka.sh; rewritten on every start.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$ctl
+node.id=$id
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctl
 advertised.listeners=PLAINTEXT://127.0.0.1:$adv
 controller.listener.names=CONTROLLER
@@ -177,12 +189,12 @@ inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
 num.partitions=6
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=6
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-default.replication.factor=1
-min.insync.replicas=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+default.replication.factor=$rf
+min.insync.replicas=$isr
 group.initial.rebalance.delay.ms=0
 # After a SIGKILL the controller keeps the dead broker's registration until
 # its session times out (default 9 s); a shorter session makes crash-restart
@@ -222,6 +234,11 @@ cmd_start() {
     [[ $# -eq 3 ]] || usage
     local dir="$1" port="$2" ctl="$3" pid t0
     [[ "$port" =~ ^[0-9]+$ && "$ctl" =~ ^[0-9]+$ ]] || die "PORT and CTL_PORT must be numbers (got '$port' '$ctl')"
+    [[ "${OF_KAFKA_NODE_ID:-1}" =~ ^[0-9]+$ ]] || die "OF_KAFKA_NODE_ID must be a number (got '$OF_KAFKA_NODE_ID')"
+    [[ "${OF_KAFKA_REPLICATION:-1}" =~ ^[1-9][0-9]*$ ]] \
+        || die "OF_KAFKA_REPLICATION must be a positive number (got '$OF_KAFKA_REPLICATION')"
+    [[ -z "${OF_KAFKA_CLUSTER_ID:-}" || "$OF_KAFKA_CLUSTER_ID" =~ ^[A-Za-z0-9_][A-Za-z0-9_-]{21}$ ]] \
+        || die "OF_KAFKA_CLUSTER_ID must be 22 characters of URL-safe base64 (got '$OF_KAFKA_CLUSTER_ID')"
     command -v "$java_bin" >/dev/null 2>&1 || die "java not found (run deploy/install-deps.sh)"
     command -v kcat >/dev/null 2>&1 || die "kcat not found (run deploy/install-deps.sh)"
     mkdir -p "$dir"
@@ -240,9 +257,9 @@ cmd_start() {
     if [[ ! -f "$dir/data/meta.properties" ]]; then
         # Any 16 random bytes in URL-safe base64 (22 chars) is a valid cluster id;
         # cheaper than a JVM start for `StorageTool random-uuid`.
-        local cluster_id
+        local cluster_id="${OF_KAFKA_CLUSTER_ID:-}"
         # (Re-drawn when it starts with '-', which the tool would take for an option.)
-        cluster_id=-
+        [[ -n "$cluster_id" ]] || cluster_id=-
         while [[ "$cluster_id" == -* ]]; do
             cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
         done

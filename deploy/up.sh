@@ -1,29 +1,45 @@
 #!/usr/bin/env bash
 # `make up`: the whole stack on this machine, no Docker. Installs what is
 # missing, builds librdkafka 2.3.0 (deploy/librdkafka.sh) and the services
-# (refusing binaries that load a librdkafka older than 2.3), starts PostgreSQL and Kafka, creates the topics, starts the
-# three services (which apply deploy/sql migrations themselves), seeds demo
-# stock, waits until every /readyz answers 200 and prints where things are.
-# Running it again starts only what is not running.
+# (refusing binaries that load a librdkafka older than 2.3), starts
+# PostgreSQL and Kafka (OF_KAFKA_NODES nodes), creates the topics, starts the
+# three services (OF_*_REPLICAS replicas each; they apply deploy/sql
+# migrations themselves), seeds demo stock, waits until every /readyz
+# answers 200 and prints where things are. Running it again starts only
+# what is not running (a node or replica that died, say).
 #
-# State: var/pg (PostgreSQL data), var/kafka (broker data, jars, Kafka's own
-# tools in var/kafka/bin), var/log
-# (one log per process), var/run (pid files), var/env.sh (OF_* for ofctl).
+# State (OF_VAR_DIR, default var/): pg (PostgreSQL data), kafka/node-<i>
+# (Kafka node i: config, data, logs), log/ (one log per process), run/ (pid
+# files), env.sh (OF_* for ofctl), prometheus.yml (scrape config of this
+# stack). The jars and Kafka's own tools stay in var/kafka/lib and bin.
+# A single-node var/kafka of an older make up (data in var/kafka/data) is
+# moved to var/kafka/node-0 on the first run.
 #
 # Ports (env): OF_PG_PORT 5433, OF_KAFKA_PORT 9092, OF_KAFKA_CONTROLLER_PORT
-# 9093, OF_GW_PORT 8080, OF_INVENTORY_PORT 8081, OF_NOTIFY_PORT 8082,
-# OF_SINK_PORT 8099. Every other OF_* variable you set (CONTRACT.md section 8)
-# is passed to the services unchanged. Dev defaults: OF_WEBHOOK_SECRETS=
-# dev-webhook-secret, OF_ADMIN_TOKEN=dev-admin-token, OF_NOTIFY_SECRET=
-# dev-notify-secret, notification provider URLs -> the local dev sink.
+# 9093 (node i: OF_KAFKA_PORT + 2*i and OF_KAFKA_CONTROLLER_PORT + 2*i),
+# OF_GW_PORT 8080, OF_INVENTORY_PORT 8081, OF_NOTIFY_PORT 8082 (replica k:
+# the port + 100*k), OF_SINK_PORT 8099.
+# Scale: OF_KAFKA_NODES (1; 3 = a replicated cluster: replication factor 3,
+# min.insync.replicas=2, internal topics too), OF_GW_REPLICAS,
+# OF_INVENTORY_REPLICAS, OF_NOTIFY_REPLICAS (1 each; replica k > 0 logs to
+# log/<service>-k.log; all replicas of a service share its consumer group).
+# Every other OF_* variable you set (CONTRACT.md section 8) is passed to the
+# services unchanged. Dev defaults: OF_WEBHOOK_SECRETS=dev-webhook-secret,
+# OF_ADMIN_TOKEN=dev-admin-token, OF_NOTIFY_SECRET=dev-notify-secret,
+# notification provider URLs -> the local dev sink.
 # Switches: OF_SEED_DEMO=0 (no demo stock), OF_SKIP_DEPS=1, OF_SKIP_BUILD=1,
-# OF_READY_TIMEOUT (seconds, default 60), OF_PG_DATA (PostgreSQL data dir).
+# OF_READY_TIMEOUT (seconds, default 60), OF_PG_DATA (PostgreSQL data dir),
+# OF_BIN_DIR (the binaries, default build/bin), OF_VAR_DIR (state, default
+# var/; a second stack on other ports needs its own).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-var="$root/var"
-bin="$root/build/bin"
+var="${OF_VAR_DIR:-$root/var}"
+mkdir -p "$var"
+var="$(cd "$var" && pwd)"
+bin="${OF_BIN_DIR:-build/bin}"
+[[ "$bin" == /* ]] || bin="$root/$bin"
 
 die() { echo "up: error: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
@@ -39,12 +55,36 @@ step() { echo "==> $*"; }
 : "${OF_SINK_PORT:=8099}"
 : "${OF_READY_TIMEOUT:=60}"
 : "${OF_SEED_DEMO:=1}"
+: "${OF_KAFKA_NODES:=1}"
+: "${OF_GW_REPLICAS:=1}"
+: "${OF_INVENTORY_REPLICAS:=1}"
+: "${OF_NOTIFY_REPLICAS:=1}"
+
+for v in OF_PG_PORT OF_KAFKA_PORT OF_KAFKA_CONTROLLER_PORT OF_GW_PORT OF_INVENTORY_PORT \
+         OF_NOTIFY_PORT OF_SINK_PORT OF_READY_TIMEOUT; do
+    [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number (got '${!v}')"
+done
+[[ "$OF_KAFKA_NODES" =~ ^[1-9]$ ]] || die "OF_KAFKA_NODES must be 1 to 9 (got '$OF_KAFKA_NODES')"
+for v in OF_GW_REPLICAS OF_INVENTORY_REPLICAS OF_NOTIFY_REPLICAS; do
+    [[ "${!v}" =~ ^[1-9]$ ]] || die "$v must be 1 to 9 (got '${!v}')"
+done
+
+# Kafka node i: client port OF_KAFKA_PORT + 2i, controller OF_KAFKA_CONTROLLER_PORT + 2i.
+kafka_nodes=() kafka_voters=()
+for ((i = 0; i < OF_KAFKA_NODES; i++)); do
+    kafka_nodes+=("127.0.0.1:$((OF_KAFKA_PORT + 2 * i))")
+    kafka_voters+=("$((i + 1))@127.0.0.1:$((OF_KAFKA_CONTROLLER_PORT + 2 * i))")
+done
+# Replication factor of every topic: the nodes, at most 3 (with 3 or more,
+# kafka.sh sets min.insync.replicas=2).
+kafka_rf=$(( OF_KAFKA_NODES < 3 ? OF_KAFKA_NODES : 3 ))
 
 dev_webhook_secret=dev-webhook-secret
 dev_admin_token=dev-admin-token
 dev_notify_secret=dev-notify-secret
 
-: "${OF_KAFKA_BROKERS:=127.0.0.1:$OF_KAFKA_PORT}"
+: "${OF_KAFKA_BROKERS:=$(IFS=,; echo "${kafka_nodes[*]}")}"
+: "${OF_TOPIC_REPLICATION:=$kafka_rf}"
 : "${OF_PG_DSN:=host=127.0.0.1 port=$OF_PG_PORT dbname=orderflow user=orderflow}"
 : "${OF_LOG_LEVEL:=info}"
 : "${OF_WEBHOOK_SECRETS=$dev_webhook_secret}"
@@ -58,12 +98,7 @@ dev_notify_secret=dev-notify-secret
 : "${OF_PAYMENT_GW_URL:=http://127.0.0.1:$OF_GW_PORT}"
 export OF_KAFKA_BROKERS OF_PG_DSN OF_LOG_LEVEL OF_WEBHOOK_SECRETS OF_ADMIN_TOKEN \
     OF_NOTIFY_SECRET OF_NOTIFY_EMAIL_URL OF_NOTIFY_SMS_URL OF_NOTIFY_WEBHOOK_URL \
-    OF_MIGRATIONS_DIR OF_INVENTORY_URL OF_PAYMENT_GW_URL
-
-for v in OF_PG_PORT OF_KAFKA_PORT OF_KAFKA_CONTROLLER_PORT OF_GW_PORT OF_INVENTORY_PORT \
-         OF_NOTIFY_PORT OF_SINK_PORT OF_READY_TIMEOUT; do
-    [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number (got '${!v}')"
-done
+    OF_MIGRATIONS_DIR OF_INVENTORY_URL OF_PAYMENT_GW_URL OF_TOPIC_REPLICATION
 
 mkdir -p "$var/log" "$var/run" "$var/kafka"
 
@@ -162,8 +197,10 @@ elif [[ -L "$var/pg" ]]; then
 elif [[ $(id -u) -ne 0 || -d "$var/pg" ]] || runuser -u postgres -- test -x "$var"; then
     pg_dir="$var/pg"
 else
-    pg_dir="/var/tmp/orderflow-pg-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
-    echo "up: note: user postgres cannot reach $var; PostgreSQL data goes to $pg_dir (var/pg links to it)"
+    key="$root"
+    [[ "$var" == "$root/var" ]] || key="$var"
+    pg_dir="/var/tmp/orderflow-pg-$(printf '%s' "$key" | sha256sum | cut -c1-12)"
+    echo "up: note: user postgres cannot reach $var; PostgreSQL data goes to $pg_dir ($var/pg links to it)"
     ln -sfn "$pg_dir" "$var/pg"
 fi
 step "postgresql on 127.0.0.1:$OF_PG_PORT ($pg_dir)"
@@ -172,8 +209,62 @@ step "postgresql on 127.0.0.1:$OF_PG_PORT ($pg_dir)"
 
 # --- 3. Kafka ----------------------------------------------------------------------
 
-step "kafka on 127.0.0.1:$OF_KAFKA_PORT"
-"$root/deploy/kafka.sh" start "$var/kafka" "$OF_KAFKA_PORT" "$OF_KAFKA_CONTROLLER_PORT"
+kdir="$var/kafka"
+# An older make up ran one broker straight from var/kafka: its data moves to
+# node-0, where OF_KAFKA_NODES=1 expects it (same cluster, same records).
+if [[ -e "$kdir/server.properties" || -d "$kdir/data" ]]; then
+    if "$root/deploy/kafka.sh" status "$kdir" >/dev/null 2>&1; then
+        die "a broker started by an older make up runs from $kdir: run 'make down' first (its data then moves to $kdir/node-0)"
+    fi
+    [[ ! -e "$kdir/node-0" ]] || die "$kdir holds both an old single-node broker (data/) and node-0/: keep one of them"
+    mkdir -p "$kdir/node-0"
+    for f in data logs server.properties log4j.properties console.log format.log kafka.pid; do
+        if [[ -e "$kdir/$f" ]]; then mv "$kdir/$f" "$kdir/node-0/"; fi
+    done
+    echo "up: note: moved the single-node Kafka data from $kdir to $kdir/node-0 (the layout of OF_KAFKA_NODES)"
+fi
+# The node count is fixed once the nodes are formatted (one quorum, topics
+# replicated to that many): another count needs fresh Kafka data.
+formatted=0
+for d in "$kdir"/node-*/data/meta.properties; do [[ -e "$d" ]] && formatted=$((formatted + 1)); done
+if [[ -f "$kdir/nodes" ]]; then
+    had="$(cat "$kdir/nodes")"
+elif ((formatted > 0)); then
+    had=1
+else
+    had=""
+fi
+if [[ -n "$had" && "$had" != "$OF_KAFKA_NODES" ]]; then
+    die "$kdir holds a $had-node Kafka cluster, OF_KAFKA_NODES=$OF_KAFKA_NODES asks for $OF_KAFKA_NODES: run with OF_KAFKA_NODES=$had, or 'make down' and remove $kdir/node-* (every topic and record in it is lost) to start anew"
+fi
+echo "$OF_KAFKA_NODES" >"$kdir/nodes"
+# Every node is formatted with the same cluster id (kept in kafka/cluster.id;
+# a migrated node keeps its own).
+if [[ -f "$kdir/node-0/data/meta.properties" ]]; then
+    cluster_id="$(sed -n 's/^cluster.id=//p' "$kdir/node-0/data/meta.properties")"
+elif [[ -f "$kdir/cluster.id" ]]; then
+    cluster_id="$(cat "$kdir/cluster.id")"
+else
+    cluster_id=-
+    while [[ "$cluster_id" == -* ]]; do
+        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
+fi
+echo "$cluster_id" >"$kdir/cluster.id"
+
+step "kafka: $OF_KAFKA_NODES node(s) on ${kafka_nodes[*]}"
+# All nodes at once: a node of a cluster is ready only once a majority runs.
+kpids=()
+for ((i = 0; i < OF_KAFKA_NODES; i++)); do
+    OF_KAFKA_NODE_ID=$((i + 1)) OF_KAFKA_VOTERS="$(IFS=,; echo "${kafka_voters[*]}")" \
+        OF_KAFKA_CLUSTER_ID="$cluster_id" OF_KAFKA_REPLICATION="$kafka_rf" \
+        "$root/deploy/kafka.sh" start "$kdir/node-$i" \
+            "$((OF_KAFKA_PORT + 2 * i))" "$((OF_KAFKA_CONTROLLER_PORT + 2 * i))" &
+    kpids+=($!)
+done
+kfail=0
+for p in "${kpids[@]}"; do wait "$p" || kfail=1; done
+((kfail == 0)) || die "kafka did not start (logs: $kdir/node-*/logs/server.log; 'make down' stops the rest)"
 
 step "topics (ofctl topics create)"
 "$bin/ofctl" topics create || die "ofctl topics create failed"
@@ -190,22 +281,47 @@ fi
 
 declare -A svc_port=([payment-gw]="$OF_GW_PORT" [inventory]="$OF_INVENTORY_PORT" [notify]="$OF_NOTIFY_PORT")
 declare -A svc_port_var=([payment-gw]=OF_GW_PORT [inventory]=OF_INVENTORY_PORT [notify]=OF_NOTIFY_PORT)
+declare -A svc_replicas=([payment-gw]="$OF_GW_REPLICAS" [inventory]="$OF_INVENTORY_REPLICAS"
+                         [notify]="$OF_NOTIFY_REPLICAS")
 services=(payment-gw inventory notify)
+# Replica k of a service: instance "<service>" (k = 0) or "<service>-k",
+# port + 100k, log var/log/<instance>.log, pid var/run/<instance>.pid.
+instances=()
+declare -A inst_port=() inst_svc=()
 for name in "${services[@]}"; do
-    if pid="$(our_pid "$name" "$bin/$name")"; then
-        echo "$name already running (pid $pid)"
+    for ((k = 0; k < ${svc_replicas[$name]}; k++)); do
+        inst="$name"
+        ((k == 0)) || inst="$name-$k"
+        instances+=("$inst")
+        inst_port[$inst]=$(( ${svc_port[$name]} + 100 * k ))
+        inst_svc[$inst]="$name"
+    done
+done
+for inst in "${instances[@]}"; do
+    name="${inst_svc[$inst]}" port="${inst_port[$inst]}"
+    if pid="$(our_pid "$inst" "$bin/$name")"; then
+        echo "$inst already running (pid $pid)"
         continue
     fi
-    port="${svc_port[$name]}"
-    port_busy "$port" && die "port $port for $name is already in use (set ${svc_port_var[$name]})"
-    step "starting $name on :$port"
-    # OF_HTTP_PORT is per service; everything else is the exported environment.
-    OF_HTTP_PORT="$port" spawn "$name" "$var/log/$name.log" "$bin/$name"
+    port_busy "$port" && die "port $port for $inst is already in use (set ${svc_port_var[$name]})"
+    step "starting $inst on :$port"
+    # OF_HTTP_PORT is per replica; everything else is the exported environment.
+    OF_HTTP_PORT="$port" spawn "$inst" "$var/log/$inst.log" "$bin/$name"
+done
+# Replicas beyond the count asked for (an earlier run with more) keep running.
+for f in "$var"/run/*.pid; do
+    [[ -e "$f" ]] || continue
+    inst="$(basename "$f" .pid)"
+    [[ "$inst" =~ ^(payment-gw|inventory|notify)-[0-9]+$ ]] || continue
+    [[ -n "${inst_svc[$inst]:-}" ]] && continue
+    if pid="$(our_pid "$inst" "$bin/${inst%-*}")"; then
+        echo "up: note: $inst (pid $pid) is beyond the replicas asked for and keeps running; make down stops it"
+    fi
 done
 
 wait_ready sink "http://127.0.0.1:$OF_SINK_PORT/ready" "$sink_match"
-for name in "${services[@]}"; do
-    wait_ready "$name" "http://127.0.0.1:${svc_port[$name]}/readyz" "$bin/$name"
+for inst in "${instances[@]}"; do
+    wait_ready "$inst" "http://127.0.0.1:${inst_port[$inst]}/readyz" "$bin/${inst_svc[$inst]}"
 done
 
 # --- 5. demo stock -------------------------------------------------------------------
@@ -228,8 +344,10 @@ fi
 {
     echo "# Written by make up: settings for ofctl. Use: . var/env.sh"
     for v in OF_KAFKA_BROKERS OF_PG_DSN OF_INVENTORY_URL OF_PAYMENT_GW_URL OF_WEBHOOK_SECRETS \
-             OF_ADMIN_TOKEN OF_TOPIC_PREFIX OF_TOPIC_PARTITIONS OF_NOTIFY_RETRY_DELAYS; do
-        if [[ -n "${!v+x}" ]]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
+             OF_ADMIN_TOKEN OF_TOPIC_PREFIX OF_TOPIC_PARTITIONS OF_TOPIC_REPLICATION \
+             OF_NOTIFY_RETRY_DELAYS; do
+        # single-quoted ('\'' inside): readable, and safe for any value
+        if [[ -n "${!v+x}" ]]; then printf "export %s='%s'\n" "$v" "${!v//\'/\'\\\'\'}"; fi
     done
 } >"$var/env.sh.tmp"
 chmod 600 "$var/env.sh.tmp"
@@ -243,9 +361,13 @@ mv "$var/env.sh.tmp" "$var/env.sh"
     echo "rule_files: [\"$root/deploy/prometheus/alerts.yml\"]"
     echo "scrape_configs:"
     for name in "${services[@]}"; do
+        targets=()
+        for inst in "${instances[@]}"; do
+            [[ "${inst_svc[$inst]}" == "$name" ]] && targets+=("\"127.0.0.1:${inst_port[$inst]}\"")
+        done
         echo "  - job_name: $name"
         echo "    static_configs:"
-        echo "      - targets: [\"127.0.0.1:${svc_port[$name]}\"]"
+        echo "      - targets: [$(IFS=,; echo "${targets[*]}")]"
     done
 } >"$var/prometheus.yml"
 
@@ -253,26 +375,33 @@ show_secret() { # the documented dev value is shown, anything else is not
     if [[ "$1" == "$2" ]]; then echo "$1"; else echo "(your value from the environment)"; fi
 }
 
+rel() { # a path under the checkout as the user would type it
+    if [[ "$1" == "$root/"* ]]; then echo "${1#"$root/"}"; else echo "$1"; fi
+}
+declare -A svc_note=([payment-gw]="POST /v1/payments" [inventory]="GET /v1/stock/{sku}, GET /v1/orders/{id}"
+                     [notify]="")
+echo
+echo "orderflow is up."
+for inst in "${instances[@]}"; do
+    printf '  %-13s http://127.0.0.1:%-6s %s\n' "$inst" "${inst_port[$inst]}" "${svc_note[${inst_svc[$inst]}]}"
+done
 cat <<EOF
-
-orderflow is up.
-  payment-gw   http://127.0.0.1:$OF_GW_PORT        POST /v1/payments
-  inventory    http://127.0.0.1:$OF_INVENTORY_PORT        GET /v1/stock/{sku}, GET /v1/orders/{id}
-  notify       http://127.0.0.1:$OF_NOTIFY_PORT
-  dev sink     http://127.0.0.1:$OF_SINK_PORT        deliveries logged to var/log/sink.log
-  kafka        $OF_KAFKA_BROKERS
-  postgresql   $OF_PG_DSN
-  logs         var/log/{payment-gw,inventory,notify,sink}.log
-  kafka tools  var/kafka/bin/kafka-topics.sh --bootstrap-server ${OF_KAFKA_BROKERS%%,*} --list
-               (also kafka-consumer-groups.sh, kafka-console-consumer.sh, kafka-console-producer.sh)
+  dev sink      http://127.0.0.1:$OF_SINK_PORT   deliveries logged to $(rel "$var")/log/sink.log
+  kafka         $OF_KAFKA_BROKERS
+                ($OF_KAFKA_NODES node(s), replication factor $OF_TOPIC_REPLICATION; data in $(rel "$kdir")/node-*)
+  postgresql    $OF_PG_DSN
+  logs          $(rel "$var")/log/<instance>.log (payment-gw.log, inventory-1.log, ..., sink.log)
+  kafka tools   var/kafka/bin/kafka-topics.sh --bootstrap-server ${OF_KAFKA_BROKERS%%,*} --list
+                (also kafka-consumer-groups.sh, kafka-console-consumer.sh, kafka-console-producer.sh)
   every service: /healthz /readyz /metrics
-  prometheus   prometheus --config.file=var/prometheus.yml --storage.tsdb.path=var/prometheus --web.listen-address=127.0.0.1:9090
+  prometheus    prometheus --config.file=$(rel "$var")/prometheus.yml --storage.tsdb.path=$(rel "$var")/prometheus \\
+                           --web.listen-address=127.0.0.1:9090
 
   webhook secret (dev): $(show_secret "$OF_WEBHOOK_SECRETS" "$dev_webhook_secret")
   admin token (dev):    $(show_secret "$OF_ADMIN_TOKEN" "$dev_admin_token")
 
 Try a payment:
-  . var/env.sh && build/bin/ofctl pay --order ord_demo_1 --item SKU-RED-MUG:1 --wait
+  . $(rel "$var")/env.sh && $(rel "$bin")/ofctl pay --order ord_demo_1 --item SKU-RED-MUG:1 --wait
 
 Stop everything: make down
 EOF

@@ -18,6 +18,8 @@ import yaml
 from harness.util import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
+CLUSTER = REPO_ROOT / "docker-compose.cluster.yml"
+EDGE_CONF = REPO_ROOT / "deploy" / "nginx" / "edge.conf"
 DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
 PACKAGES = REPO_ROOT / "deploy" / "packages.txt"
 
@@ -32,6 +34,9 @@ CONTRACT_VARS = {
 # make up / the compose seed job.
 EXTENSION_VARS = {
     "OF_TOPIC_PREFIX", "OF_MIGRATIONS_DIR", "OF_INVENTORY_URL", "OF_PAYMENT_GW_URL", "OF_SEED_DEMO",
+    "OF_TOPIC_REPLICATION",
+    # make up's cluster and replica switches (CONTRACT.md section 10), named in comments
+    "OF_KAFKA_NODES", "OF_GW_REPLICAS", "OF_INVENTORY_REPLICAS", "OF_NOTIFY_REPLICAS",
 }
 # deploy/packages.txt entries the container image does not need: they run the
 # local stack (make up), the tests and the benchmarks on the host.
@@ -108,12 +113,14 @@ def test_compose_cli_accepts_the_file():
     it, and resolve the same services as the YAML."""
     out = compose_config([COMPOSE], "--services")
     for o in out:
-        assert {"kafka", "postgres", "init", "seed", *SERVICE_PORTS} <= set(o.split())
+        assert {"kafka", "postgres", "init", "seed", "edge", *SERVICE_PORTS} <= set(o.split())
+    for o in compose_config([COMPOSE, CLUSTER], "--services"):
+        assert {"kafka", "kafka-2", "kafka-3", *SERVICE_PORTS} <= set(o.split())
 
 
 def test_services_present(compose):
     services = compose["services"]
-    for name in ("kafka", "postgres", "init", "seed", *SERVICE_PORTS):
+    for name in ("kafka", "postgres", "init", "seed", "edge", *SERVICE_PORTS):
         assert name in services, f"compose service {name} missing"
 
 
@@ -151,10 +158,73 @@ def test_healthchecks(compose):
 
 
 def test_ports_and_http_port(compose):
+    """The services publish no host port and have no container name (so
+    `--scale` works); `edge` publishes 8080-8082 and proxies each to its
+    service by name (every replica, through Docker's DNS)."""
     s = compose["services"]
+    edge_conf = EDGE_CONF.read_text()
+    servers = re.findall(r"listen (\d+);.*?proxy_pass http://\$(\w+);", edge_conf, re.S)
+    upstreams = dict(re.findall(r"set \$(\w+) ([\w.-]+:\d+);", edge_conf))
+    routed = {int(port): upstreams[var] for port, var in servers}
     for name, port in SERVICE_PORTS.items():
-        assert f"{port}:{port}" in [str(p) for p in s[name]["ports"]], name
+        assert "ports" not in s[name] and "container_name" not in s[name], name
         assert str(_env(s[name])["OF_HTTP_PORT"]) == str(port), name
+        assert f"{port}:{port}" in [str(p) for p in s["edge"]["ports"]], name
+        assert routed[port] == f"{name}:{port}", name
+        assert _depends(s["edge"])[name]["condition"] == "service_healthy"
+    assert "./deploy/nginx/edge.conf:/etc/nginx/conf.d/default.conf:ro" in s["edge"]["volumes"]
+    assert "resolver 127.0.0.11" in edge_conf  # Docker's DNS, re-resolved: scaled replicas join
+
+
+def test_edge_conf_accepted_by_nginx(tmp_path):
+    """nginx -t on deploy/nginx/edge.conf, included the way the nginx image
+    includes conf.d/ (only where nginx is installed; it is not in
+    deploy/packages.txt)."""
+    if not shutil.which("nginx"):
+        pytest.skip("nginx not installed")
+    (tmp_path / "logs").mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/logs/error.log;\nevents {{}}\n"
+                    f"http {{ access_log off; include {EDGE_CONF}; }}\n")
+    r = subprocess.run(["nginx", "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_cluster_override():
+    """docker-compose.cluster.yml on top of docker-compose.yml, as the real
+    Compose CLI merges them: three KRaft nodes in one quorum, replication
+    factor 3 and min.insync.replicas=2 for every topic (internal ones too),
+    every orderflow container pointed at all three, topics created with 3
+    replicas."""
+    for merged_text in compose_config([COMPOSE, CLUSTER]):
+        merged = yaml.safe_load(merged_text)
+        s = merged["services"]
+        nodes = ["kafka", "kafka-2", "kafka-3"]
+        voters = "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+        for i, name in enumerate(nodes):
+            env = _env(s[name])
+            assert s[name]["image"] == "apache/kafka:3.9.1" and "container_name" not in s[name]
+            assert str(env["KAFKA_NODE_ID"]) == str(i + 1)
+            assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+            assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
+            assert env["CLUSTER_ID"] == _env(s["kafka"])["CLUSTER_ID"]
+            for k in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                      "KAFKA_DEFAULT_REPLICATION_FACTOR"):
+                assert str(env[k]) == "3", (name, k)
+            assert str(env["KAFKA_MIN_INSYNC_REPLICAS"]) == "2"
+            assert str(env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"]) == "2"
+            assert f"INTERNAL://{name}:19092" in env["KAFKA_ADVERTISED_LISTENERS"]
+            assert f"EXTERNAL://localhost:{9092 + 2 * i}" in env["KAFKA_ADVERTISED_LISTENERS"]
+            assert {(int(p["published"]), int(p["target"])) for p in s[name]["ports"]} == {(9092 + 2 * i, 9092)}
+        for name in ("init", "seed", *SERVICE_PORTS):
+            assert _env(s[name])["OF_KAFKA_BROKERS"] == "kafka:19092,kafka-2:19092,kafka-3:19092", name
+        for name in ("init", *SERVICE_PORTS):
+            assert {n: c["condition"] for n, c in _depends(s[name]).items() if n in nodes} \
+                == dict.fromkeys(nodes, "service_healthy"), name
+        assert str(_env(s["init"])["OF_TOPIC_REPLICATION"]) == "3"
+        assert {"kafka-2-data", "kafka-3-data"} <= set(merged["volumes"])
+    used = set(re.findall(r"\bOF_[A-Z_]+\b", CLUSTER.read_text()))
+    assert not used - CONTRACT_VARS - EXTENSION_VARS
 
 
 def test_start_order(compose):

@@ -5,8 +5,10 @@ binary, so these pass before the C services exist)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import textwrap
@@ -99,6 +101,45 @@ def test_kafka_stop_kill_and_restart_keep_data(kafka):
     kafka.produce(topic, "k", "after-kill")
     values = [r.value for r in kafka.read_all(topic, timeout=20, min_count=3)]
     assert values == [b"before", b"after-stop", b"after-kill"]
+
+
+@pytest.mark.slow
+def test_kafka_cluster_of_three_fails_over(tmp_path):
+    """KafkaCluster: three nodes, one quorum; topics get 3 replicas and
+    min.insync.replicas=2; the leader of a partition can be found and
+    killed, writes (acks=all) go on on the other two, and the node rejoins
+    when started alone."""
+    from confluent_kafka.admin import ConfigResource
+
+    from harness import KafkaCluster
+    cluster = KafkaCluster(tmp_path / "cluster", nodes=3)
+    try:
+        cluster.fetch()
+        cluster.start()
+        assert len(cluster.bootstrap.split(",")) == 3
+        topic = f"selftest.{secrets.token_hex(4)}"
+        cluster.create_topics([topic], partitions=3)
+        md = cluster.admin().list_topics(topic, timeout=10).topics[topic]
+        assert all(len(p.replicas) == 3 and len(p.isrs) == 3 for p in md.partitions.values())
+        res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        admin = cluster.admin()  # kept: the futures die with their client
+        conf = admin.describe_configs([res])[res].result(10)
+        assert conf["min.insync.replicas"].value == "2"
+        cluster.produce(topic, "k", "before", partition=0)
+        leader = cluster.leader(topic, 0)
+        assert 0 <= leader < 3 and cluster.most_leader(topic) in range(3)
+        cluster.kill_node(leader)
+        assert not cluster.nodes[leader].is_running()
+        cluster.produce(topic, "k", "during", partition=0, timeout=60)
+        assert cluster.leader(topic, 0) not in (leader, -1)
+        cluster.start_node(leader)
+        wait_until(lambda: cluster.under_replicated([topic]) == 0, timeout=60, message="ISR back to 3")
+        cluster.produce(topic, "k", "after", partition=0)
+        values = [r.value for r in cluster.read_all(topic, timeout=20, min_count=3)]
+        assert values == [b"before", b"during", b"after"]
+    finally:
+        cluster.close()
+    assert not any(n.is_running() for n in cluster.nodes)
 
 
 # --- postgresql --------------------------------------------------------------
@@ -422,3 +463,163 @@ def test_devsink_logs_the_exact_body(tmp_path):
     expected = hmac.new(b"dev-notify-secret", t.encode() + b"." + logged, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(v1, expected)
     assert base64.b64decode(got[1]["body_base64"]) == binary and "body" not in got[1]
+
+
+# --- make up with a replicated cluster and replicas (issue 16's local stack) -------
+
+def _free_block(offsets: list[int], lo: int = 20000, hi: int = 60000) -> int:
+    """A base port such that base + every offset is free on 127.0.0.1."""
+    import random
+    import socket
+    for _ in range(200):
+        base = random.randrange(lo, hi - max(offsets))
+        socks = []
+        try:
+            for off in offsets:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + off))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free port block")
+
+
+def _our_pids(var: Path) -> dict[str, int]:
+    pids = {f.stem: int(f.read_text()) for f in (var / "run").glob("*.pid")}
+    for node in sorted((var / "kafka").glob("node-*")):
+        if (node / "kafka.pid").exists():
+            pids[f"kafka/{node.name}"] = int((node / "kafka.pid").read_text())
+    return pids
+
+
+@pytest.mark.slow
+def test_make_up_three_nodes_and_replicas(tmp_path):
+    """`OF_KAFKA_NODES=3 OF_INVENTORY_REPLICAS=2 OF_NOTIFY_REPLICAS=2 make up`
+    through deploy/up.sh with its own var dir and free ports: three KRaft
+    nodes, every orderflow topic and __consumer_offsets with 3 replicas and
+    min.insync.replicas=2, var/env.sh listing every node, two members in
+    each consumer group, the services loading librdkafka >= 2.3 from
+    var/librdkafka; a payment goes through; a second run after a replica
+    is SIGKILLed starts that replica and nothing else; make down stops all.
+    Before that, a var/kafka in the old single-node layout is moved to
+    node-0 and a different node count is refused."""
+    import ctypes
+    import tempfile
+
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    from harness.services import bin_dir, sanitizer_findings
+    from harness.sign import encode, signed_headers
+    from harness.util import REPO_ROOT, pid_alive
+
+    var = tmp_path / "var"
+    pg_data = Path(tempfile.mkdtemp(prefix="of-pg-stack-", dir="/tmp"))
+    kafka_port = _free_block([0, 1, 2, 3, 4, 5])
+    gw, inv, ntf = (_free_block([0, 100]) for _ in range(3))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
+    env.update({
+        "OF_VAR_DIR": str(var), "OF_PG_DATA": str(pg_data), "OF_BIN_DIR": str(bin_dir()),
+        "OF_SKIP_DEPS": "1", "OF_SKIP_BUILD": "1", "OF_SEED_DEMO": "0", "OF_READY_TIMEOUT": "90",
+        "OF_PG_PORT": str(_free_block([0])), "OF_SINK_PORT": str(_free_block([0])),
+        "OF_KAFKA_PORT": str(kafka_port), "OF_KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
+        "OF_GW_PORT": str(gw), "OF_INVENTORY_PORT": str(inv), "OF_NOTIFY_PORT": str(ntf),
+        "OF_KAFKA_NODES": "3", "OF_INVENTORY_REPLICAS": "2", "OF_NOTIFY_REPLICAS": "2",
+        "OF_NOTIFY_RETRY_DELAYS": "1s,2s,3s",
+    })
+    up = [str(REPO_ROOT / "deploy" / "up.sh")]
+    down = [str(REPO_ROOT / "deploy" / "down.sh")]
+
+    def run(cmd, **extra):
+        return subprocess.run(cmd, env={**env, **extra}, capture_output=True, text=True, timeout=300)
+
+    # an older make up's single-node layout: moved to node-0, and 3 nodes refused on it
+    old = var / "kafka"
+    (old / "data").mkdir(parents=True)
+    (old / "data" / "meta.properties").write_text("cluster.id=b3JkZXJmbG93LW9sZC0wMDAw\nnode.id=1\n")
+    (old / "server.properties").write_text("# old\n")
+    try:
+        r = run(up)
+        assert r.returncode != 0
+        assert "moved the single-node Kafka data" in r.stdout + r.stderr
+        assert "holds a 1-node Kafka cluster" in r.stderr, r.stderr
+        assert (old / "node-0" / "data" / "meta.properties").exists() and not (old / "data").exists()
+        for p in old.glob("node-*"):
+            subprocess.run(["rm", "-rf", str(p)], check=True)
+        (old / "nodes").unlink(missing_ok=True)
+        (old / "cluster.id").unlink(missing_ok=True)
+
+        r = run(up)
+        assert r.returncode == 0, f"up.sh failed:\n{r.stdout}\n{r.stderr}"
+        for url in (f"http://127.0.0.1:{gw}", f"http://127.0.0.1:{inv}", f"http://127.0.0.1:{inv + 100}",
+                    f"http://127.0.0.1:{ntf}", f"http://127.0.0.1:{ntf + 100}"):
+            assert url in r.stdout, f"{url} not in the printout"
+        brokers = ",".join(f"127.0.0.1:{kafka_port + 2 * i}" for i in range(3))
+        sourced = subprocess.run(["bash", "-c", f'. {var}/env.sh && echo "$OF_KAFKA_BROKERS"'],
+                                 capture_output=True, text=True, env={}).stdout.strip()
+        assert sourced == brokers
+        pids = _our_pids(var)
+        assert set(pids) == {"sink", "payment-gw", "inventory", "inventory-1", "notify", "notify-1",
+                             "kafka/node-0", "kafka/node-1", "kafka/node-2"}, pids
+        assert (var / "log" / "inventory-1.log").exists() and (var / "log" / "notify-1.log").exists()
+
+        # the stack links librdkafka >= 2.3, from var/librdkafka
+        for name in ("payment-gw", "inventory", "notify-1"):
+            maps = Path(f"/proc/{pids[name]}/maps").read_text()
+            libs = {line.split()[-1] for line in maps.splitlines() if "librdkafka.so" in line}
+            assert len(libs) == 1 and str(REPO_ROOT / "var" / "librdkafka") in next(iter(libs)), libs
+            lib = ctypes.CDLL(next(iter(libs)))
+            lib.rd_kafka_version.restype = ctypes.c_int
+            assert lib.rd_kafka_version() >= 0x02030000, hex(lib.rd_kafka_version())
+
+        # a payment through the whole pipeline
+        body = encode(payment(order_id="ord_stack_1", items=["SKU-STACK:1"]))
+        r2 = requests.put(f"http://127.0.0.1:{inv + 100}/v1/stock/SKU-STACK", json={"available": 3},
+                          headers={"Authorization": "Bearer dev-admin-token"}, timeout=10)
+        assert r2.status_code == 200, r2.text
+        r2 = requests.post(f"http://127.0.0.1:{gw}/v1/payments", data=body,
+                           headers=signed_headers(body, "dev-webhook-secret"), timeout=30)
+        assert r2.status_code == 202, r2.text
+        order = wait_until(lambda: (o := requests.get(f"http://127.0.0.1:{inv}/v1/orders/ord_stack_1",
+                                                      timeout=5)).ok and o.json()["status"] == "fulfilled"
+                           and o.json(), timeout=60, message="order fulfilled")
+        assert order["items"][0]["sku"] == "SKU-STACK"
+
+        # replication: every topic (and the offsets topic) 3 replicas, min.insync.replicas=2
+        admin = AdminClient({"bootstrap.servers": brokers})
+        md = admin.list_topics(timeout=10)
+        topics = ["payment.success", "order.fulfilled", "order.compensation", "payment.success.dlq",
+                  "notify.retry.1", "notify.retry.2", "notify.retry.3", "notify.dlq", "__consumer_offsets"]
+        for t in topics:
+            assert t in md.topics, t
+            assert {len(p.replicas) for p in md.topics[t].partitions.values()} == {3}, t
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics]
+        for res, fut in admin.describe_configs(resources).items():
+            assert fut.result(10)["min.insync.replicas"].value == "2", res
+        groups = admin.describe_consumer_groups(["inventory", "notify"])
+        for g, fut in groups.items():
+            assert len(fut.result(10).members) == 2, g
+
+        # a SIGKILLed replica: the next run starts it and nothing else
+        os.kill(pids["inventory-1"], signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pids["inventory-1"]), timeout=10)
+        r = run(up)
+        assert r.returncode == 0, f"second up.sh failed:\n{r.stdout}\n{r.stderr}"
+        assert "starting inventory-1" in r.stdout
+        assert [line for line in r.stdout.splitlines() if line.startswith("==> starting")] \
+            == [f"==> starting inventory-1 on :{inv + 100}"], r.stdout
+        again = _our_pids(var)
+        assert {k: v for k, v in again.items() if k != "inventory-1"} \
+            == {k: v for k, v in pids.items() if k != "inventory-1"}
+        assert again["inventory-1"] != pids["inventory-1"] and pid_alive(again["inventory-1"])
+    finally:
+        r = run(down)
+        leftover = [f"{k} {v}" for k, v in _our_pids(var).items() if pid_alive(v)] if var.exists() else []
+        subprocess.run(["rm", "-rf", str(pg_data)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not leftover, f"make down left running: {leftover}"
+    for log in (var / "log").glob("*.log"):
+        assert not sanitizer_findings(log.read_text()), f"{log.name}: {sanitizer_findings(log.read_text())}"

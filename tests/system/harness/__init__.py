@@ -3,7 +3,7 @@ the real service binaries, a scriptable HTTP sink. See conftest.py for the
 fixtures (kafka, pg, db, ns, sink, services)."""
 
 from .config import ADMIN_TOKEN, NOTIFY_SECRET, WEBHOOK_SECRET
-from .kafka import KafkaBroker, Record
+from .kafka import KafkaBroker, KafkaCluster, Record
 from .pg import Database, Postgres
 from .services import Service, ServiceError, Services, bin_dir, sanitizer_findings
 from .sign import encode, payment, post_payment, sign, signed_headers
@@ -13,7 +13,7 @@ from .util import REPO_ROOT, free_port, free_ports, tail, wait_until
 
 __all__ = [
     "ADMIN_TOKEN", "NOTIFY_SECRET", "WEBHOOK_SECRET",
-    "KafkaBroker", "Record", "Database", "Postgres", "Service", "ServiceError", "Services",
+    "KafkaBroker", "KafkaCluster", "Record", "Database", "Postgres", "Service", "ServiceError", "Services",
     "bin_dir", "sanitizer_findings", "encode", "payment", "post_payment", "sign",
     "signed_headers", "Sink", "SinkRequest", "Namespace", "topic_names", "REPO_ROOT",
     "free_port", "free_ports", "tail", "wait_until",

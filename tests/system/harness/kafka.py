@@ -1,12 +1,18 @@
-"""A real single-node Kafka broker for the system tests (via deploy/kafka.sh)."""
+"""Real Kafka for the system tests (via deploy/kafka.sh): KafkaBroker, one
+node (the session fixture's); KafkaCluster, N nodes forming one replicated
+cluster (KRaft combined mode, one quorum), with per-node stop/kill/start and
+partition leadership. Both offer the same client helpers (admin, topics,
+produce, read_all, ...)."""
 
 from __future__ import annotations
 
 import atexit
 import json
 import os
+import secrets
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -62,82 +68,18 @@ class Record:
                    timestamp=m.timestamp()[1])
 
 
-class KafkaBroker:
-    """A broker in `data_dir`, started and stopped with deploy/kafka.sh.
+class _KafkaClients:
+    """Client helpers over `self.bootstrap`; new topics get
+    `self.replication` replicas."""
 
-    Attributes: bootstrap ("127.0.0.1:PORT"), port, controller_port, data_dir.
-    """
+    bootstrap: str
+    replication: int = 1
 
-    def __init__(self, data_dir: str | os.PathLike, port: int | None = None,
-                 controller_port: int | None = None):
-        self.data_dir = Path(data_dir)
-        if port is None or controller_port is None:
-            port, controller_port = free_ports(2)
-        self.port = port
-        self.controller_port = controller_port
-        self.bootstrap = f"127.0.0.1:{port}"
+    def _init_clients(self) -> None:
         self._producer: Producer | None = None
         self._clients: list[Consumer] = []
-        atexit.register(self._atexit)
 
-    # --- lifecycle -------------------------------------------------------
-
-    def _sh(self, *args: str, timeout: float = 120) -> str:
-        r = subprocess.run([str(KAFKA_SH), *args], capture_output=True, text=True, timeout=timeout)
-        if r.returncode != 0:
-            raise RuntimeError(f"kafka.sh {' '.join(args)} failed ({r.returncode}):\n{r.stderr}{r.stdout}"
-                               f"\n--- server.log ---\n{self.log_tail(60)}")
-        return r.stdout
-
-    def fetch(self) -> None:
-        """Make sure the broker jars are present (fast when they are)."""
-        self._sh("fetch", timeout=600)
-
-    def start(self) -> float:
-        """Start (or restart on the same data) and wait until ready; returns
-        the start time in seconds as reported by kafka.sh."""
-        out = self._sh("start", str(self.data_dir), str(self.port), str(self.controller_port))
-        self._last_pid = self.pid
-        try:
-            return float(out.rsplit(" in ", 1)[1].rstrip("s\n"))
-        except (IndexError, ValueError):
-            return 0.0
-
-    @property
-    def pid(self) -> int | None:
-        try:
-            pid = int((self.data_dir / "kafka.pid").read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
-
-    def is_running(self) -> bool:
-        return self.pid is not None
-
-    def stop(self) -> None:
-        """SIGTERM and wait for a clean shutdown (SIGKILL after 30 s)."""
-        self._sh("stop", str(self.data_dir))
-
-    def kill(self) -> None:
-        """SIGKILL the broker (a crash) and wait until it is gone."""
-        pid = self.pid
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not pid_alive(pid), timeout=10, message=f"kafka pid {pid} to die")
-
-    def pause(self) -> None:
-        """SIGSTOP the broker (it hangs; connections stay open)."""
-        if self.pid:
-            os.kill(self.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """SIGCONT after pause()."""
-        if self.pid:
-            os.kill(self.pid, signal.SIGCONT)
-
-    def close(self) -> None:
-        """Close the helper clients and stop the broker."""
+    def _close_clients(self) -> None:
         for c in self._clients:
             try:
                 c.close()
@@ -147,29 +89,6 @@ class KafkaBroker:
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
-        if self.pid is not None:
-            self.resume()
-            self.stop()
-        self._atexit()  # last resort if the pid file vanished
-
-    def _atexit(self) -> None:
-        pid = self.pid or getattr(self, "_last_pid", None)
-        if pid is not None and pid_alive(pid):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if f"{self.data_dir}/server.properties".encode() not in f.read():
-                        return  # pid reused by another process
-            except FileNotFoundError:
-                return
-            try:
-                os.kill(pid, signal.SIGCONT)
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def log_tail(self, lines: int = 200) -> str:
-        from .util import tail
-        return tail(self.data_dir / "logs" / "server.log", lines)
 
     # --- admin -------------------------------------------------------------
 
@@ -185,7 +104,7 @@ class KafkaBroker:
             return
         admin = self.admin()
         futures = admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=1, config=config or {})
+            [NewTopic(n, num_partitions=partitions, replication_factor=self.replication, config=config or {})
              for n in names],
             operation_timeout=timeout, request_timeout=timeout)
         for name, fut in futures.items():
@@ -340,3 +259,248 @@ class KafkaBroker:
                     for tp in c.committed([TopicPartition(topic, p) for p in range(n)], timeout=10)}
         finally:
             c.close()
+
+
+class KafkaBroker(_KafkaClients):
+    """A Kafka node in `data_dir`, started and stopped with deploy/kafka.sh;
+    alone, a single-node cluster (the session fixture). As a node of a
+    KafkaCluster: node_id, the quorum's voters, the shared cluster_id and
+    the replication of the internal and new topics.
+
+    Attributes: bootstrap ("127.0.0.1:PORT"), port, controller_port,
+    data_dir, node_id.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, port: int | None = None,
+                 controller_port: int | None = None, *, node_id: int = 1,
+                 voters: str | None = None, cluster_id: str | None = None, replication: int = 1):
+        self.data_dir = Path(data_dir)
+        if port is None or controller_port is None:
+            port, controller_port = free_ports(2)
+        self.port = port
+        self.controller_port = controller_port
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.node_id = node_id
+        self.voters = voters
+        self.cluster_id = cluster_id
+        self.replication = replication
+        self._init_clients()
+        atexit.register(self._atexit)
+
+    # --- lifecycle -------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ, OF_KAFKA_NODE_ID=str(self.node_id), OF_KAFKA_REPLICATION=str(self.replication))
+        if self.voters:
+            env["OF_KAFKA_VOTERS"] = self.voters
+        if self.cluster_id:
+            env["OF_KAFKA_CLUSTER_ID"] = self.cluster_id
+        return env
+
+    def _sh(self, *args: str, timeout: float = 120) -> str:
+        r = subprocess.run([str(KAFKA_SH), *args], capture_output=True, text=True, timeout=timeout,
+                           env=self._env())
+        if r.returncode != 0:
+            raise RuntimeError(f"kafka.sh {' '.join(args)} failed ({r.returncode}):\n{r.stderr}{r.stdout}"
+                               f"\n--- server.log ---\n{self.log_tail(60)}")
+        return r.stdout
+
+    def fetch(self) -> None:
+        """Make sure the broker jars are present (fast when they are)."""
+        self._sh("fetch", timeout=600)
+
+    def start(self) -> float:
+        """Start (or restart on the same data) and wait until ready; returns
+        the start time in seconds as reported by kafka.sh."""
+        out = self._sh("start", str(self.data_dir), str(self.port), str(self.controller_port))
+        self._last_pid = self.pid
+        try:
+            return float(out.rsplit(" in ", 1)[1].rstrip("s\n"))
+        except (IndexError, ValueError):
+            return 0.0
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.data_dir / "kafka.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def is_running(self) -> bool:
+        return self.pid is not None
+
+    def stop(self) -> None:
+        """SIGTERM and wait for a clean shutdown (SIGKILL after 30 s)."""
+        self._sh("stop", str(self.data_dir))
+
+    def kill(self) -> None:
+        """SIGKILL the broker (a crash) and wait until it is gone."""
+        pid = self.pid
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pid), timeout=10, message=f"kafka pid {pid} to die")
+
+    def pause(self) -> None:
+        """SIGSTOP the broker (it hangs; connections stay open)."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after pause()."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        """Close the helper clients and stop the broker."""
+        self._close_clients()
+        if self.pid is not None:
+            self.resume()
+            self.stop()
+        self._atexit()  # last resort if the pid file vanished
+
+    def _atexit(self) -> None:
+        pid = self.pid or getattr(self, "_last_pid", None)
+        if pid is not None and pid_alive(pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f"{self.data_dir}/server.properties".encode() not in f.read():
+                        return  # pid reused by another process
+            except FileNotFoundError:
+                return
+            try:
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def log_tail(self, lines: int = 200) -> str:
+        from .util import tail
+        return tail(self.data_dir / "logs" / "server.log", lines)
+
+
+class KafkaCluster(_KafkaClients):
+    """N Kafka nodes on free ports forming one cluster (KRaft combined mode:
+    every node a broker and a controller, one quorum), as `OF_KAFKA_NODES=N
+    make up` runs them: node i in `base_dir/node-i` with node.id i+1;
+    replication factor min(N, 3) for new and internal topics, and
+    min.insync.replicas=2 from 3 nodes on.
+
+    `bootstrap` lists every node. `nodes[i]` is a KafkaBroker: its
+    stop() / kill() / start() / pause() / resume() act on that node alone
+    (a node restarted alone rejoins the running cluster). `stop_node(i)`,
+    `kill_node(i)`, `start_node(i)` say the same by index.
+    """
+
+    def __init__(self, base_dir: str | os.PathLike, nodes: int = 3):
+        if nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.base_dir = Path(base_dir)
+        ports = free_ports(2 * nodes)
+        voters = ",".join(f"{i + 1}@127.0.0.1:{ports[2 * i + 1]}" for i in range(nodes))
+        # 16 random bytes, URL-safe base64 without padding: a KRaft cluster id
+        # (re-drawn while it starts with '-', which kafka-storage takes for an option)
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = secrets.token_urlsafe(16)[:22]
+        self.cluster_id = cluster_id
+        self.replication = min(nodes, 3)
+        self.nodes = [KafkaBroker(self.base_dir / f"node-{i}", port=ports[2 * i],
+                                  controller_port=ports[2 * i + 1], node_id=i + 1, voters=voters,
+                                  cluster_id=cluster_id, replication=self.replication)
+                      for i in range(nodes)]
+        self.bootstrap = ",".join(n.bootstrap for n in self.nodes)
+        self._init_clients()
+
+    # --- lifecycle -------------------------------------------------------
+
+    def fetch(self) -> None:
+        self.nodes[0].fetch()
+
+    def start(self, nodes: Iterable[int] | None = None) -> float:
+        """Start the given nodes (default: all) at once and wait until each
+        is ready (a node is ready only once a majority of the quorum runs);
+        returns the wall time in seconds."""
+        which = list(range(len(self.nodes)) if nodes is None else nodes)
+        t0 = time.monotonic()
+        errors: list[BaseException] = []
+
+        def run(i: int) -> None:
+            try:
+                self.nodes[i].start()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in which]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return time.monotonic() - t0
+
+    def start_node(self, i: int) -> float:
+        return self.nodes[i].start()
+
+    def stop_node(self, i: int) -> None:
+        self.nodes[i].stop()
+
+    def kill_node(self, i: int) -> None:
+        self.nodes[i].kill()
+
+    def stop(self) -> None:
+        """SIGTERM every running node at once (a node shuts down cleanly
+        only while a majority of the quorum runs) and wait."""
+        running = [n for n in self.nodes if n.is_running()]
+        threads = [threading.Thread(target=n.stop, daemon=True) for n in running]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def close(self) -> None:
+        """Close the helper clients and stop every node."""
+        self._close_clients()
+        for n in self.nodes:
+            n.resume()
+            n._close_clients()
+        self.stop()
+        for n in self.nodes:
+            n._atexit()
+
+    # --- leadership ---------------------------------------------------------
+
+    def node_index(self, broker_id: int) -> int:
+        """The index in `nodes` of the node with that node.id (-1 if none)."""
+        return next((i for i, n in enumerate(self.nodes) if n.node_id == broker_id), -1)
+
+    def leaders(self, topic: str) -> dict[int, int]:
+        """partition -> index of the node leading it (-1 while leaderless)."""
+        t = self.admin().list_topics(topic, timeout=10).topics[topic]
+        if t.error is not None:
+            raise KafkaException(t.error)
+        return {p: self.node_index(m.leader) for p, m in t.partitions.items()}
+
+    def leader(self, topic: str, partition: int) -> int:
+        """Index of the node leading `partition` of `topic` (-1 if none)."""
+        return self.leaders(topic)[partition]
+
+    def most_leader(self, topic: str) -> int:
+        """Index of the node leading the most partitions of `topic`."""
+        counts: dict[int, int] = {}
+        for node in self.leaders(topic).values():
+            if node >= 0:
+                counts[node] = counts.get(node, 0) + 1
+        return max(counts, key=lambda n: (counts[n], -n))
+
+    def under_replicated(self, topics: Iterable[str] | None = None) -> int:
+        """Partitions (of `topics`, default every topic) whose in-sync
+        replicas are fewer than their replicas."""
+        md = self.admin().list_topics(timeout=10)
+        names = set(md.topics) if topics is None else set(topics)
+        return sum(1 for name in names if name in md.topics
+                   for p in md.topics[name].partitions.values() if len(p.isrs) < len(p.replicas))
+
+    def log_tail(self, lines: int = 200) -> str:
+        return "\n".join(f"--- node-{i} ---\n{n.log_tail(lines)}" for i, n in enumerate(self.nodes))

@@ -41,12 +41,7 @@ static int list_collect(void *ud, const rd_kafka_message_t *m)
         a->v = nv;
         a->cap = ncap;
     }
-    rd_kafka_headers_t *h = NULL;
-    (void)rd_kafka_message_headers(m, &h);
-    rd_kafka_timestamp_type_t tt;
-    int64_t ts = rd_kafka_message_timestamp(m, &tt);
-    ofctl_dlq_summarize(h, m->partition, m->offset, ts, m->key, m->key_len,
-                        m->payload, m->len, &a->v[a->n++]);
+    (void)ofctl_dlq_summarize_message(m, true, &a->v[a->n++]);
     return 0;
 }
 

@@ -27,12 +27,8 @@ typedef struct stats_acc {
 static int stats_collect(void *ud, const rd_kafka_message_t *m)
 {
     stats_acc *a = ud;
-    rd_kafka_headers_t *h = NULL;
-    (void)rd_kafka_message_headers(m, &h);
-    rd_kafka_timestamp_type_t tt;
-    int64_t ts = rd_kafka_message_timestamp(m, &tt);
     ofctl_dlq_summary s;
-    ofctl_dlq_summarize(h, m->partition, m->offset, ts, NULL, 0, NULL, 0, &s);
+    const rd_kafka_headers_t *h = ofctl_dlq_summarize_message(m, false, &s);
     a->records++;
     if (s.time_ms >= 0) {
         if (a->oldest < 0 || s.time_ms < a->oldest)

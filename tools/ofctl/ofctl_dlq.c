@@ -89,6 +89,20 @@ void ofctl_dlq_summarize(const rd_kafka_headers_t *hdrs, int32_t partition,
     ofctl_preview(value, vlen, 40, s->value, sizeof s->value);
 }
 
+const rd_kafka_headers_t *ofctl_dlq_summarize_message(
+    const rd_kafka_message_t *m, bool previews, ofctl_dlq_summary *s)
+{
+    rd_kafka_headers_t *h = NULL;
+    (void)rd_kafka_message_headers(m, &h);
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts = rd_kafka_message_timestamp(m, &tt);
+    ofctl_dlq_summarize(h, m->partition, m->offset, ts,
+                        previews ? m->key : NULL, previews ? m->key_len : 0,
+                        previews ? m->payload : NULL, previews ? m->len : 0,
+                        s);
+    return h;
+}
+
 int ofctl_dlq_summary_cmp(const void *a, const void *b)
 {
     const ofctl_dlq_summary *x = a, *y = b;

@@ -64,6 +64,13 @@ void ofctl_dlq_summarize(const rd_kafka_headers_t *hdrs, int32_t partition,
                          const void *key, size_t klen, const void *value,
                          size_t vlen, ofctl_dlq_summary *s);
 
+/* ofctl_dlq_summarize over a record read from Kafka (its headers, Kafka
+ * timestamp, partition and offset; the key and value previews only when
+ * `previews`). Returns the record's headers (NULL when none), valid as
+ * long as m. */
+const rd_kafka_headers_t *ofctl_dlq_summarize_message(
+    const rd_kafka_message_t *m, bool previews, ofctl_dlq_summary *s);
+
 /* qsort comparator: oldest time_ms first, then partition, then offset
  * (so "newest last"). */
 int ofctl_dlq_summary_cmp(const void *a, const void *b);

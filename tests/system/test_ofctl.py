@@ -14,6 +14,7 @@ import pty
 import re
 import secrets
 import select
+import signal
 import subprocess
 import time
 import uuid
@@ -100,11 +101,13 @@ def test_help_version_and_usage_exit_codes():
     r = run_bare("--help")
     assert r.returncode == 0
     for word in ("topics create", "dlq list", "dlq show", "dlq replay", "dlq purge",
-                 "dlq stats", "stock get", "stock set", "pay", "verify", "OF_KAFKA_BROKERS",
+                 "dlq stats", "stock get", "stock set", "pay", "verify", "status",
+                 "OF_KAFKA_BROKERS", "OF_NOTIFY_URL",
                  "OF_TOPIC_PREFIX", "OF_WEBHOOK_SECRETS", "OF_ADMIN_TOKEN"):
         assert word in r.stdout, word
     for cmd in (["topics", "create"], ["dlq", "list"], ["dlq", "show"], ["dlq", "replay"],
-                ["dlq", "purge"], ["dlq", "stats"], ["stock"], ["pay"], ["verify"]):
+                ["dlq", "purge"], ["dlq", "stats"], ["stock"], ["pay"], ["verify"],
+                ["status"]):
         r = run_bare(*cmd, "--help")
         assert r.returncode == 0, (cmd, r)
         assert "usage: ofctl " + cmd[0] in r.stdout, (cmd, r.stdout)
@@ -112,7 +115,7 @@ def test_help_version_and_usage_exit_codes():
                  ["dlq", "replay", "notify.dlq"], ["dlq", "replay", "x", "--all", "0:1"],
                  ["dlq", "purge", "x"], ["dlq", "show", "x", "zero"], ["stock", "get"],
                  ["pay", "--order", "o1"], ["pay", "--order", "o1", "--item", "A:0"],
-                 ["verify", "--frob"]):
+                 ["verify", "--frob"], ["status", "--watch", "0"], ["status", "x"]):
         r = run_bare(*args)
         assert r.returncode == 2, (args, r)
         assert r.stderr.startswith("ofctl: ") or "usage" in r.stderr, (args, r.stderr)
@@ -689,3 +692,109 @@ def test_replay_makes_dead_lettered_notification_succeed(kafka, ns, sink, servic
     time.sleep(3)
     assert len(sink.requests("/email")) == 2
     assert len(kafka.read_all(ns.topic("notify.dlq"), timeout=5)) == 1
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+def _status(services, *extra, env=None):
+    r = services.ofctl("status", "--json", *extra, env=env)
+    assert r.returncode in (0, 1), r
+    return r.returncode, json.loads(r.stdout)
+
+
+def _lag(st, group, topic):
+    return next(x for x in st["lag"] if x["group"] == group and x["topic"] == topic)
+
+
+@pytest.mark.notify_retries(2)
+def test_status_on_a_live_stack(kafka, ns, sink, services):
+    """A webhook that fails twice leaves its delivery waiting in
+    notify.retry.2 (a 10 min delay), a rejected e-mail and a record that is
+    not JSON are dead-lettered: `ofctl status` shows every service ready,
+    the retry tier's lag (its partition never committed), the DLQ depths
+    and classes, the outbox, the breakers; an unreachable notify is shown as
+    such with the rest; --watch prints snapshots until Ctrl-C (exit 0)."""
+    delays = "1s,10m"
+    services.start("payment-gw")
+    services.start("inventory")
+    ntf = services.start("notify", env={"OF_NOTIFY_RETRY_DELAYS": delays})
+    env = {"OF_NOTIFY_URL": ntf.url, "OF_NOTIFY_RETRY_DELAYS": delays}
+    sink.respond("/email", [400])
+    sink.respond("/webhook", [500, 500, 500])
+    order = f"ord_{uuid.uuid4().hex[:10]}"
+    r = services.ofctl("pay", "--order", order, "--item", "SKU-STATUS:1",
+                       "--email", "ana@example.com", env=env)
+    assert r.returncode == 0, r
+    kafka.produce(ns.topic("payment.success"), "bad", b"not json")
+    kafka.read_all(ns.topic("notify.retry.2"), timeout=30, min_count=1)
+    kafka.read_all(ns.topic("notify.dlq"), timeout=30, min_count=1)
+    kafka.read_all(ns.topic("payment.success.dlq"), timeout=30, min_count=1)
+
+    def settled():
+        rc, st = _status(services, env=env)
+        lags = {x["topic"]: x["lag"] for x in st["lag"]}
+        want = {ns.topic("payment.success"): 0, ns.topic("order.fulfilled"): 0,
+                ns.topic("order.compensation"): 0, ns.topic("notify.retry.1"): 0,
+                ns.topic("notify.retry.2"): 1}
+        return (rc, st) if lags == want and st["outbox"]["backlog"] == 0 else None
+
+    rc, st = wait_until(settled, timeout=60, message="lag and outbox settle")
+    assert rc == 0 and st["ready"] is True and st["not_ready"] is None, st
+    assert st["prefix"] == str(ns)
+    assert [(x["service"], x["ready"], x["status"]) for x in st["services"]] == [
+        ("payment-gw", True, 200), ("inventory", True, 200), ("notify", True, 200)]
+    assert st["kafka"] == {"reachable": True}
+    # The waiting retry: one record on a partition notify never committed.
+    held = _lag(st, ns.group("notify"), ns.topic("notify.retry.2"))
+    waiting = [p for p in held["partitions"] if p["lag"]]
+    assert len(waiting) == 1 and waiting[0]["committed"] is None, held
+    assert waiting[0]["high"] - waiting[0]["low"] == 1
+    assert _lag(st, ns.group("inventory"), ns.topic("payment.success"))["lag"] == 0
+    dlq = {x["topic"]: x for x in st["dlq"]}
+    assert dlq[ns.topic("notify.dlq")]["records"] == 1
+    assert [(c["class"], c["count"]) for c in dlq[ns.topic("notify.dlq")]["newest_classes"]] == \
+        [("permanent_failure", 1)]
+    assert dlq[ns.topic("payment.success.dlq")]["records"] == 1
+    assert [c["class"] for c in dlq[ns.topic("payment.success.dlq")]["newest_classes"]] == \
+        ["invalid_json"]
+    assert st["outbox"]["source"] == "postgresql"
+    assert st["breakers"]["source"] in ("orderflow_notify_breakers_open",
+                                        "orderflow_notify_breaker_state")
+    assert isinstance(st["breakers"]["total_open"], int)
+
+    # The same screen as text.
+    r = services.ofctl("status", env=env)
+    assert r.returncode == 0, r
+    assert re.search(rf"^notify\s+{re.escape(ntf.url)}\s+yes$", r.stdout, re.M), r.stdout
+    assert re.search(rf"^{re.escape(ns.group('notify'))}\s+{re.escape(ns.topic('notify.retry.2'))}"
+                     rf"\s+1\s+3 \(1 never committed\)$", r.stdout, re.M), r.stdout
+    assert re.search(rf"^{re.escape(ns.topic('notify.dlq'))}\s+1\s+permanent_failure x1 \(last ",
+                     r.stdout, re.M), r.stdout
+    assert "outbox    0 rows waiting  (postgresql)" in r.stdout
+    assert r.stdout.rstrip().endswith("all ready")
+
+    # notify unreachable: shown as such, the rest still there, exit 1.
+    gone = f"http://127.0.0.1:{free_port()}"
+    rc, st = _status(services, env={**env, "OF_NOTIFY_URL": f"{ntf.url},{gone}"})
+    assert rc == 1 and st["ready"] is False, st
+    assert [(x["url"], x["ready"], x["status"]) for x in st["services"][2:]] == [
+        (ntf.url, True, 200), (gone, False, None)]
+    assert f"notify at {gone} unreachable" in st["not_ready"]
+    assert _lag(st, ns.group("notify"), ns.topic("notify.retry.2"))["lag"] == 1
+    assert dlq[ns.topic("notify.dlq")]["records"] == 1
+
+    # --watch: one JSON object per snapshot until SIGINT, then exit 0.
+    p = subprocess.Popen([ofctl_bin(), "status", "--watch", "1", "--json"],
+                         env=services.env_for(env), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        snaps = [json.loads(p.stdout.readline()) for _ in range(2)]
+        assert all(x["ready"] for x in snaps) and snaps[0]["time"] < snaps[1]["time"], snaps
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert not sanitizer_findings(err), err

@@ -24,11 +24,17 @@ static size_t build_table(ofctl_config *cfg, of_cfg_entry *t, size_t max)
          "first"},
         {"OF_ADMIN_TOKEN", OF_CFG_STR, &cfg->admin_token, "", 0, 0,
          OF_CFG_SECRET, "inventory admin token for `stock set`"},
-        {"OF_PAYMENT_GW_URL", OF_CFG_URL, &cfg->gw_url,
-         "http://127.0.0.1:8080", 0, 0, 0, "payment-gw base URL for `pay`"},
-        {"OF_INVENTORY_URL", OF_CFG_URL, &cfg->inventory_url,
+        {"OF_PAYMENT_GW_URL", OF_CFG_LIST, &cfg->gw_urls,
+         "http://127.0.0.1:8080", 0, 0, 0,
+         "payment-gw base URL for `pay` (comma-separated replicas: `pay` "
+         "uses the first, `status` asks each)"},
+        {"OF_INVENTORY_URL", OF_CFG_LIST, &cfg->inventory_urls,
          "http://127.0.0.1:8081", 0, 0, 0,
-         "inventory base URL for `stock` and `pay --wait`"},
+         "inventory base URL for `stock`, `pay --wait` (the first) and "
+         "`status` (each)"},
+        {"OF_NOTIFY_URL", OF_CFG_LIST, &cfg->notify_urls,
+         "http://127.0.0.1:8082", 0, 0, 0,
+         "notify base URL for `status` (comma-separated replicas)"},
         {"OF_NOTIFY_RETRY_DELAYS", OF_CFG_STR, &cfg->retry_delays,
          "5s,30s,5m", 0, 0, 0,
          "notify retry delays; their count is the number of notify.retry.N "
@@ -54,6 +60,29 @@ of_status ofctl_config_load(ofctl_config *cfg, char *err, size_t errlen)
     size_t n = build_table(cfg, t, TABLE_MAX);
     if (of_config_load(t, n, err, errlen) != OF_OK)
         return OF_EFATAL;
+    const struct {
+        const char *name;
+        const of_cfg_list *l;
+        const char **first;
+    } urls[] = {{"OF_PAYMENT_GW_URL", &cfg->gw_urls, &cfg->gw_url},
+                {"OF_INVENTORY_URL", &cfg->inventory_urls, &cfg->inventory_url},
+                {"OF_NOTIFY_URL", &cfg->notify_urls, NULL}};
+    for (size_t u = 0; u < sizeof urls / sizeof urls[0]; u++) {
+        for (size_t i = 0; i < urls[u].l->n; i++) {
+            const char *v = urls[u].l->items[i];
+            if (strncmp(v, "http://", 7) != 0 &&
+                strncmp(v, "https://", 8) != 0) {
+                of_seterr(err, errlen,
+                          "%s: must be http:// or https:// URLs separated by "
+                          "commas, got '%s'",
+                          urls[u].name, v);
+                ofctl_config_free(cfg);
+                return OF_EFATAL;
+            }
+        }
+        if (urls[u].first)
+            *urls[u].first = urls[u].l->n ? urls[u].l->items[0] : "";
+    }
     const char *lvl = getenv("OF_LOG_LEVEL");
     cfg->log_level_set = lvl != NULL && *lvl != '\0';
     int64_t delays[OFCTL_MAX_RETRY_TIERS];

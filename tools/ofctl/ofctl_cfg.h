@@ -24,8 +24,11 @@ typedef struct ofctl_config {
     char *pg_dsn;              /* OF_PG_DSN */
     of_cfg_list secrets;       /* OF_WEBHOOK_SECRETS: the first one signs */
     char *admin_token;         /* OF_ADMIN_TOKEN */
-    char *gw_url;              /* OF_PAYMENT_GW_URL */
-    char *inventory_url;       /* OF_INVENTORY_URL */
+    of_cfg_list gw_urls;       /* OF_PAYMENT_GW_URL: one per replica */
+    of_cfg_list inventory_urls; /* OF_INVENTORY_URL: one per replica */
+    of_cfg_list notify_urls;   /* OF_NOTIFY_URL: one per replica */
+    const char *gw_url;        /* the first of gw_urls ("" when none) */
+    const char *inventory_url; /* the first of inventory_urls ("" when none) */
     char *retry_delays;        /* OF_NOTIFY_RETRY_DELAYS */
     long long replication;     /* OF_TOPIC_REPLICATION */
     int64_t timeout_ms;        /* OF_OFCTL_TIMEOUT */

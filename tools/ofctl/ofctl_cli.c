@@ -32,6 +32,8 @@ static const char top_usage[] =
     "  pay --order ID --item SKU:QTY ...  sign and post a test payment\n"
     "  verify                             check the invariants; exit 1 on a "
     "violation\n"
+    "  status [--watch [SECONDS]]         readiness, lag, DLQs, outbox, "
+    "breakers\n"
     "\n"
     "options:\n"
     "  --json      machine output: one JSON object per line on stdout\n"
@@ -168,7 +170,7 @@ void ofctl_json_bytes(cJSON *o, const char *name, const void *p, size_t len)
 static const ofctl_sub commands[] = {
     {"topics", ofctl_cmd_topics}, {"dlq", ofctl_cmd_dlq},
     {"stock", ofctl_cmd_stock},   {"pay", ofctl_cmd_pay},
-    {"verify", ofctl_cmd_verify},
+    {"verify", ofctl_cmd_verify}, {"status", ofctl_cmd_status},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

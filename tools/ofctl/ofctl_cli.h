@@ -71,5 +71,6 @@ int ofctl_cmd_dlq(ofctl_ctx *ctx, int argc, char **argv);
 int ofctl_cmd_stock(ofctl_ctx *ctx, int argc, char **argv);
 int ofctl_cmd_pay(ofctl_ctx *ctx, int argc, char **argv);
 int ofctl_cmd_verify(ofctl_ctx *ctx, int argc, char **argv);
+int ofctl_cmd_status(ofctl_ctx *ctx, int argc, char **argv);
 
 #endif

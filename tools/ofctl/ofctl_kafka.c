@@ -656,6 +656,60 @@ of_status ofctl_kafka_committed(ofctl_kafka *k, const char *topic,
     return st;
 }
 
+of_status ofctl_kafka_group_committed(ofctl_kafka *k, const char *group,
+                                      const char *topic, int32_t npart,
+                                      int64_t *out, char *err, size_t errlen)
+{
+    for (int32_t p = 0; p < npart; p++)
+        out[p] = -1;
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(npart);
+    for (int32_t p = 0; p < npart; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p);
+    rd_kafka_ListConsumerGroupOffsets_t *req =
+        rd_kafka_ListConsumerGroupOffsets_new(group, l);
+    rd_kafka_topic_partition_list_destroy(l); /* copied by _new */
+    rd_kafka_queue_t *q = rd_kafka_queue_new(k->rk);
+    rd_kafka_AdminOptions_t *o =
+        admin_opts(k, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+    rd_kafka_ListConsumerGroupOffsets(k->rk, &req, 1, o, q);
+    rd_kafka_event_t *ev =
+        admin_wait(k, q, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT);
+    char what[OFCTL_NAME_MAX + 32];
+    snprintf(what, sizeof what, "offsets of group %s", group);
+    of_status st = OF_OK;
+    size_t ng = 0;
+    const rd_kafka_group_result_t **gr = NULL;
+    if (ev == NULL)
+        st = unreachable(k, RD_KAFKA_RESP_ERR__TIMED_OUT, what, err, errlen);
+    else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        st = unreachable(k, rd_kafka_event_error(ev), what, err, errlen);
+    else
+        gr = rd_kafka_ListConsumerGroupOffsets_result_groups(
+            rd_kafka_event_ListConsumerGroupOffsets_result(ev), &ng);
+    if (st == OF_OK && ng == 1) {
+        const rd_kafka_error_t *ge = rd_kafka_group_result_error(gr[0]);
+        const rd_kafka_topic_partition_list_t *r =
+            rd_kafka_group_result_partitions(gr[0]);
+        if (ge)
+            st = unreachable(k, rd_kafka_error_code(ge), what, err, errlen);
+        for (int j = 0; st == OF_OK && r && j < r->cnt; j++) {
+            const rd_kafka_topic_partition_t *tp = &r->elems[j];
+            if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+                st = unreachable(k, tp->err, what, err, errlen);
+            else if (tp->partition >= 0 && tp->partition < npart &&
+                     tp->offset >= 0)
+                out[tp->partition] = tp->offset;
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    return st;
+}
+
 of_status ofctl_kafka_commit(ofctl_kafka *k, const char *topic,
                              const int32_t *parts, const int64_t *offs,
                              size_t n, char *err, size_t errlen)

@@ -127,6 +127,15 @@ of_status ofctl_kafka_committed(ofctl_kafka *k, const char *topic,
                                 int32_t npart, int64_t *out, char *err,
                                 size_t errlen) OF_MUST_CHECK;
 
+/* Committed offsets of another consumer group, `group` (already
+ * prefixed; neither joined nor changed: Admin API
+ * ListConsumerGroupOffsets), for partitions 0..npart-1 of topic; out[p]
+ * = -1 where the group has none (also when the group does not exist). */
+of_status ofctl_kafka_group_committed(ofctl_kafka *k, const char *group,
+                                      const char *topic, int32_t npart,
+                                      int64_t *out, char *err, size_t errlen)
+    OF_MUST_CHECK;
+
 /* Commits offs[i] for partition parts[i] of topic to the handle's group,
  * synchronously. */
 of_status ofctl_kafka_commit(ofctl_kafka *k, const char *topic,

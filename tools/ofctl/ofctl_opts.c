@@ -120,7 +120,14 @@ int ofctl_opts_parse(ofctl_ctx *ctx, const ofctl_cmd_spec *spec, int argc,
         const ofctl_opt *o = entry_for(spec->opts, c);
         if (o == NULL)
             return refused(ctx, spec->cmd, c, argc, argv);
-        int rc = store(ctx, spec->cmd, o, optarg);
+        const char *value = optarg;
+        /* "--watch 5" as well as "--watch=5": an optional value may be
+         * the next word when it starts with a digit (a value, never a
+         * positional argument of the commands that have one). */
+        if (o->optional && value == NULL && optind < argc &&
+            argv[optind][0] >= '0' && argv[optind][0] <= '9')
+            value = argv[optind++];
+        int rc = store(ctx, spec->cmd, o, value);
         if (rc != OFCTL_OPTS_RUN)
             return rc;
     }

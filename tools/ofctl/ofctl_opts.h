@@ -47,8 +47,9 @@ typedef struct ofctl_opt {
                              message "--NAME 'VALUE': HINT" */
     long long min, max;   /* INT: the allowed range */
     ofctl_opt_fn fn;      /* FN */
-    bool optional;        /* FN: the value may be left out; it is then
-                             only given as --NAME=VALUE */
+    bool optional;        /* FN: the value may be left out; when given,
+                             it is --NAME=VALUE, or the next word when
+                             that starts with a digit (--NAME 5) */
 } ofctl_opt;
 
 /* Table entries, one macro per kind (sh: the one-letter form or 0). */

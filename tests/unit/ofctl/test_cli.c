@@ -54,7 +54,8 @@ static void test_help_and_version(void **state)
                              {"dlq", "stats", "--help"},
                              {"stock", "--help", NULL},
                              {"pay", "--help", NULL},
-                             {"verify", "--help", NULL}};
+                             {"verify", "--help", NULL},
+                             {"status", "--help", NULL}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         const char *argv[5] = {"ofctl", cmds[i][0], cmds[i][1], cmds[i][2], NULL};
         int argc = cmds[i][2] ? 4 : 3;
@@ -106,6 +107,11 @@ static void test_usage_errors(void **state)
                          "--wait=forever"),
                      OFCTL_EXIT_USAGE);
     assert_int_equal(RUN("ofctl", "verify", "--grace", "x"), OFCTL_EXIT_USAGE);
+    assert_int_equal(RUN("ofctl", "status", "extra"), OFCTL_EXIT_USAGE);
+    assert_int_equal(RUN("ofctl", "status", "--watch", "0"), OFCTL_EXIT_USAGE);
+    assert_int_equal(RUN("ofctl", "status", "--watch=soon"), OFCTL_EXIT_USAGE);
+    assert_int_equal(RUN("ofctl", "status", "--watch", "soon"),
+                     OFCTL_EXIT_USAGE);
 }
 
 static void test_bad_config_is_usage(void **state)
@@ -117,6 +123,9 @@ static void test_bad_config_is_usage(void **state)
     setenv("OF_NOTIFY_RETRY_DELAYS", "5s,never", 1);
     assert_int_equal(RUN("ofctl", "dlq", "stats"), OFCTL_EXIT_USAGE);
     unsetenv("OF_NOTIFY_RETRY_DELAYS");
+    setenv("OF_NOTIFY_URL", "http://127.0.0.1:8082,ftp://x", 1);
+    assert_int_equal(RUN("ofctl", "status"), OFCTL_EXIT_USAGE);
+    unsetenv("OF_NOTIFY_URL");
     setenv("OF_ADMIN_TOKEN", "", 1);
     assert_int_equal(RUN("ofctl", "stock", "set", "A", "1"), OFCTL_EXIT_USAGE);
     unsetenv("OF_ADMIN_TOKEN");
@@ -214,7 +223,20 @@ static void test_config_load(void **state)
     assert_int_equal(cfg.replication, 1);
     assert_string_equal(cfg.gw_url, "http://127.0.0.1:8080");
     assert_string_equal(cfg.inventory_url, "http://127.0.0.1:8081");
+    assert_int_equal(cfg.notify_urls.n, 1);
+    assert_string_equal(cfg.notify_urls.items[0], "http://127.0.0.1:8082");
     ofctl_config_free(&cfg);
+    /* Replicas: comma-separated; `pay` and `stock` use the first. */
+    setenv("OF_INVENTORY_URL", "http://127.0.0.1:8081, http://127.0.0.1:8181", 1);
+    assert_int_equal(ofctl_config_load(&cfg, err, sizeof err), OF_OK);
+    assert_int_equal(cfg.inventory_urls.n, 2);
+    assert_string_equal(cfg.inventory_urls.items[1], "http://127.0.0.1:8181");
+    assert_string_equal(cfg.inventory_url, "http://127.0.0.1:8081");
+    ofctl_config_free(&cfg);
+    setenv("OF_INVENTORY_URL", "127.0.0.1:8081", 1);
+    assert_int_equal(ofctl_config_load(&cfg, err, sizeof err), OF_EFATAL);
+    assert_non_null(strstr(err, "OF_INVENTORY_URL"));
+    unsetenv("OF_INVENTORY_URL");
     unsetenv("OF_NOTIFY_RETRY_DELAYS");
     unsetenv("OF_WEBHOOK_SECRETS");
     assert_int_equal(ofctl_config_load(&cfg, err, sizeof err), OF_OK);
@@ -232,7 +254,7 @@ int main(void)
     const char *vars[] = {"OF_TOPIC_PREFIX", "OF_TOPIC_PARTITIONS",
                           "OF_NOTIFY_RETRY_DELAYS", "OF_ADMIN_TOKEN",
                           "OF_WEBHOOK_SECRETS", "OF_TOPIC_REPLICATION",
-                          "OF_PAYMENT_GW_URL", "OF_INVENTORY_URL",
+                          "OF_PAYMENT_GW_URL", "OF_INVENTORY_URL", "OF_NOTIFY_URL",
                           "OF_KAFKA_BROKERS", "OF_LOG_LEVEL", "OF_HTTP_PORT",
                           "OF_OFCTL_TIMEOUT"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)

@@ -154,6 +154,28 @@ static void test_short_forms(void **state)
     assert_int_equal(g.wait, 5);
     assert_false(c.ctx.json);
     cap_close(&c);
+
+}
+
+/* An optional value as the next word: only when it starts with a digit;
+ * otherwise the word stays a positional argument. */
+static void test_optional_value_next_word(void **state)
+{
+    (void)state;
+    opts_fixture h = {.limit = -1};
+    SPEC(h);
+    cap c;
+    cap_open(&c);
+    char *args[8];
+    int n;
+    assert_int_equal(parse(&c, &spec, args, &n,
+                           WORDS("y", "--wait", "6", "T", "--wait", "U")),
+                     OFCTL_OPTS_RUN);
+    assert_int_equal(h.wait, 106);
+    assert_int_equal(n, 2);
+    assert_string_equal(args[0], "T");
+    assert_string_equal(args[1], "U");
+    cap_close(&c);
 }
 
 static void test_help(void **state)
@@ -332,6 +354,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_kind),
         cmocka_unit_test(test_short_forms),
+        cmocka_unit_test(test_optional_value_next_word),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_positional_counts),

@@ -30,7 +30,8 @@ help:
 	@echo "make build        release build (RelWithDebInfo) in build/"
 	@echo "make asan         ASan+UBSan build in build-asan/ (-DOF_SANITIZE=ON)"
 	@echo "make deps         install missing Debian packages, build librdkafka 2.3.0, fetch the Kafka jars"
-	@echo "make up / down    start / stop the local stack (PostgreSQL, Kafka, services)"
+	@echo "make up / down    start / stop the local stack (PostgreSQL, Kafka, services;"
+	@echo "                  OF_KAFKA_NODES=3 OF_INVENTORY_REPLICAS=2 ...: a cluster, replicas)"
 	@echo "make test         everything CI runs: deps, both builds, unit + system tests"
 	@echo "make unit         CTest unit tests in build/ (unit-asan: in build-asan/)"
 	@echo "make system       pytest system tests against build/bin (system-asan: build-asan/bin)"
@@ -121,6 +122,7 @@ clean:
 	rm -rf build build-asan
 
 distclean: clean
-	@if ls var/run/*.pid >/dev/null 2>&1 || [ -f var/kafka/kafka.pid ]; then \
+	@if compgen -G 'var/run/*.pid' >/dev/null || compgen -G 'var/kafka/kafka.pid' >/dev/null \
+		|| compgen -G 'var/kafka/node-*/kafka.pid' >/dev/null; then \
 		echo "run 'make down' first"; exit 1; fi
 	rm -rf $(VENV) var

@@ -41,8 +41,8 @@ static const char usage[] =
     "  --phone NUMBER      customer phone (notify's sms channel)\n"
     "  --webhook URL       customer webhook_url (notify's webhook channel)\n"
     "  --wait[=SECONDS]    then poll OF_INVENTORY_URL/v1/orders/ID until the\n"
-    "                      order has an outcome (default 30 s); exit 1 when\n"
-    "                      none came in time\n"
+    "                      order has an outcome (default 30 s; also\n"
+    "                      --wait SECONDS); exit 1 when none came in time\n"
     "  --json              JSON lines: the gateway's answer, then the order\n"
     "  -h, --help          this help\n";
 

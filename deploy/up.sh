@@ -94,11 +94,19 @@ dev_notify_secret=dev-notify-secret
 : "${OF_NOTIFY_SMS_URL:=http://127.0.0.1:$OF_SINK_PORT/sms}"
 : "${OF_NOTIFY_WEBHOOK_URL:=http://127.0.0.1:$OF_SINK_PORT/webhook}"
 : "${OF_MIGRATIONS_DIR:=$root/deploy/sql}"
-: "${OF_INVENTORY_URL:=http://127.0.0.1:$OF_INVENTORY_PORT}"
-: "${OF_PAYMENT_GW_URL:=http://127.0.0.1:$OF_GW_PORT}"
+# ofctl's URLs: every replica, comma-separated (`pay` and `stock` use the
+# first, `ofctl status` asks each).
+replica_urls() { # PORT COUNT
+    local k urls=()
+    for ((k = 0; k < $2; k++)); do urls+=("http://127.0.0.1:$(($1 + 100 * k))"); done
+    (IFS=,; echo "${urls[*]}")
+}
+: "${OF_INVENTORY_URL:=$(replica_urls "$OF_INVENTORY_PORT" "$OF_INVENTORY_REPLICAS")}"
+: "${OF_PAYMENT_GW_URL:=$(replica_urls "$OF_GW_PORT" "$OF_GW_REPLICAS")}"
+: "${OF_NOTIFY_URL:=$(replica_urls "$OF_NOTIFY_PORT" "$OF_NOTIFY_REPLICAS")}"
 export OF_KAFKA_BROKERS OF_PG_DSN OF_LOG_LEVEL OF_WEBHOOK_SECRETS OF_ADMIN_TOKEN \
     OF_NOTIFY_SECRET OF_NOTIFY_EMAIL_URL OF_NOTIFY_SMS_URL OF_NOTIFY_WEBHOOK_URL \
-    OF_MIGRATIONS_DIR OF_INVENTORY_URL OF_PAYMENT_GW_URL OF_TOPIC_REPLICATION
+    OF_MIGRATIONS_DIR OF_INVENTORY_URL OF_PAYMENT_GW_URL OF_NOTIFY_URL OF_TOPIC_REPLICATION
 
 mkdir -p "$var/log" "$var/run" "$var/kafka"
 
@@ -330,7 +338,7 @@ if [[ "$OF_SEED_DEMO" != 0 ]]; then
     seeded=()
     for entry in SKU-RED-MUG:100 SKU-BLUE-MUG:100 SKU-TEE-M:50 SKU-TEE-L:50 SKU-POSTER:10; do
         sku="${entry%%:*}" qty="${entry##*:}"
-        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$OF_INVENTORY_URL/v1/stock/$sku" || true)"
+        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${OF_INVENTORY_URL%%,*}/v1/stock/$sku" || true)"
         if [[ "$code" == 404 ]]; then
             "$bin/ofctl" stock set "$sku" "$qty" >/dev/null || die "ofctl stock set $sku $qty failed"
             seeded+=("$sku=$qty")
@@ -343,7 +351,7 @@ fi
 
 {
     echo "# Written by make up: settings for ofctl. Use: . var/env.sh"
-    for v in OF_KAFKA_BROKERS OF_PG_DSN OF_INVENTORY_URL OF_PAYMENT_GW_URL OF_WEBHOOK_SECRETS \
+    for v in OF_KAFKA_BROKERS OF_PG_DSN OF_INVENTORY_URL OF_PAYMENT_GW_URL OF_NOTIFY_URL OF_WEBHOOK_SECRETS \
              OF_ADMIN_TOKEN OF_TOPIC_PREFIX OF_TOPIC_PARTITIONS OF_TOPIC_REPLICATION \
              OF_NOTIFY_RETRY_DELAYS; do
         # single-quoted ('\'' inside): readable, and safe for any value
@@ -400,8 +408,9 @@ cat <<EOF
   webhook secret (dev): $(show_secret "$OF_WEBHOOK_SECRETS" "$dev_webhook_secret")
   admin token (dev):    $(show_secret "$OF_ADMIN_TOKEN" "$dev_admin_token")
 
-Try a payment:
+Try a payment, then look at everything:
   . $(rel "$var")/env.sh && $(rel "$bin")/ofctl pay --order ord_demo_1 --item SKU-RED-MUG:1 --wait
+  $(rel "$bin")/ofctl status
 
 Stop everything: make down
 EOF

@@ -558,9 +558,11 @@ def test_make_up_three_nodes_and_replicas(tmp_path):
                     f"http://127.0.0.1:{ntf}", f"http://127.0.0.1:{ntf + 100}"):
             assert url in r.stdout, f"{url} not in the printout"
         brokers = ",".join(f"127.0.0.1:{kafka_port + 2 * i}" for i in range(3))
-        sourced = subprocess.run(["bash", "-c", f'. {var}/env.sh && echo "$OF_KAFKA_BROKERS"'],
-                                 capture_output=True, text=True, env={}).stdout.strip()
-        assert sourced == brokers
+        sourced = subprocess.run(["bash", "-c", f'. {var}/env.sh && echo "$OF_KAFKA_BROKERS" '
+                                  '"$OF_INVENTORY_URL" "$OF_NOTIFY_URL"'],
+                                 capture_output=True, text=True, env={}).stdout.split()
+        assert sourced == [brokers, f"http://127.0.0.1:{inv},http://127.0.0.1:{inv + 100}",
+                           f"http://127.0.0.1:{ntf},http://127.0.0.1:{ntf + 100}"]
         pids = _our_pids(var)
         assert set(pids) == {"sink", "payment-gw", "inventory", "inventory-1", "notify", "notify-1",
                              "kafka/node-0", "kafka/node-1", "kafka/node-2"}, pids

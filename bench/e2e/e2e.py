@@ -225,6 +225,8 @@ class Stack:
             "notify": {"OF_NOTIFY_EMAIL_URL": f"{self.sink.url}/email",
                        "OF_NOTIFY_SMS_URL": f"{self.sink.url}/sms",
                        "OF_NOTIFY_WEBHOOK_URL": f"{self.sink.url}/webhook",
+                       # customers' webhook_url point at the loopback sink
+                       "OF_NOTIFY_WEBHOOK_ALLOW": "127.0.0.1/32",
                        "OF_NOTIFY_RETRY_DELAYS": "1s,1s,1s"},
             "payment-gw": {},
         }

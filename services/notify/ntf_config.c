@@ -64,6 +64,13 @@ void ntf_config_table(ntf_config *c, const of_cfg_entry **table, size_t *n)
          1, 86400000, 0, "circuit breaker: open time before one probe"},
         {"OF_NOTIFY_SHUTDOWN_TIMEOUT", OF_CFG_DURATION, &c->shutdown_ms, "15s",
          0, 600000, 0, "graceful shutdown: time to finish in-flight work"},
+        {"OF_NOTIFY_WEBHOOK_ALLOW", OF_CFG_STR, &c->webhook_allow_text, "", 0,
+         0, 0,
+         "CIDRs (comma-separated) a customer's webhook_url may reach although "
+         "not public; empty: public unicast addresses only"},
+        {"OF_NOTIFY_TEST_RESOLVE", OF_CFG_STR, &c->test_resolve, "", 0, 0, 0,
+         "tests only: host:port:address entries (comma-separated) resolved "
+         "without DNS (libcurl's CURLOPT_RESOLVE)"},
     };
     size_t k = sizeof t / sizeof t[0];
     _Static_assert(sizeof t / sizeof t[0] <= NTF_NENTRIES, "table too small");
@@ -110,6 +117,12 @@ of_status ntf_config_load(ntf_config *c, char *err, size_t errlen)
         of_seterr(err, errlen,
                   "OF_NOTIFY_CB_FAILURE_RATIO: must be a number in (0,1], "
                   "got '%s'", c->cb_ratio_text ? c->cb_ratio_text : "");
+        return OF_EFATAL;
+    }
+    char aerr[200];
+    if (ntf_allow_parse(c->webhook_allow_text, &c->allow, aerr,
+                        sizeof aerr) != OF_OK) {
+        of_seterr(err, errlen, "OF_NOTIFY_WEBHOOK_ALLOW: %s", aerr);
         return OF_EFATAL;
     }
     if (c->cb_min_requests > c->cb_window) {

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ntf_addr.h"
 #include "of_config.h"
 #include "of_status.h"
 
@@ -37,11 +38,14 @@ typedef struct ntf_config {
     long long cb_min_requests; /* OF_NOTIFY_CB_MIN_REQUESTS */
     int64_t cb_cooldown_ms;  /* OF_NOTIFY_CB_COOLDOWN */
     int64_t shutdown_ms;     /* OF_NOTIFY_SHUTDOWN_TIMEOUT */
+    char *webhook_allow_text; /* OF_NOTIFY_WEBHOOK_ALLOW as given */
+    char *test_resolve;      /* OF_NOTIFY_TEST_RESOLVE (tests only) */
 
     /* Derived by ntf_config_load(). */
     int64_t delays_ms[NTF_MAX_TIERS];
     size_t ntiers;
     double cb_ratio;
+    ntf_allow allow;         /* OF_NOTIFY_WEBHOOK_ALLOW parsed */
 } ntf_config;
 
 /* Fills table and n with the table of notify, targets pointing into c. The table

@@ -158,23 +158,52 @@ static void ntf_breaker_changed(void *ud, const ntf_dest *dst,
                "destination of circuit breaker %s", ntf_cb_state_name(to));
 }
 
-static void ntf_on_sent(void *ud, int curl_code, long http_status,
-                        const char *errmsg, int64_t elapsed_us)
+/* A customer's webhook whose every address the destination policy
+ * refused (no connection was attempted): to the DLQ at once, as
+ * destination_forbidden. No request was made; the breaker learns nothing
+ * (its slot is given back as a success). */
+static void ntf_forbidden(ntf_engine *e, ntf_dlv *d, int cls, int64_t now)
+{
+    const char *cn = ntf_channel_name(d->ch);
+    ntf_sched_result(&e->sched, d->dest, false, d->probe, now);
+    d->dest = NULL;
+    of_metric_set(e->m_inflight, e->sched.ch[d->ch].inflight, OF_LABELS(cn));
+    of_metric_add(e->m_deliveries, 1, OF_LABELS(cn, "forbidden"));
+    d->made = d->attempts;
+    const char *cname = ntf_addr_class_name((ntf_addr_class)cls);
+    ntf_set_error(d, "%s (%s address)", NTF_DLQ_FORBIDDEN, cname);
+    d->next = (ntf_next){.kind = NTF_NEXT_DLQ, .attempts = d->made,
+                         .dlq_class = NTF_DLQ_FORBIDDEN};
+    of_log(OF_LOG_WARN,
+           OF_KV("delivery_id", d->id, "order_id", d->rec->oc.order_id,
+                 "channel", cn, "address_class", cname),
+           "delivery refused by the destination policy: the customer's URL "
+           "leads to a non-public address");
+    ntf_produce(e, d);
+}
+
+static void ntf_on_sent(void *ud, const ntf_send_result *sr)
 {
     ntf_dlv *d = ud;
     ntf_rec *r = d->rec;
     ntf_engine *e = r->e;
     const char *cn = ntf_channel_name(d->ch);
+    int curl_code = sr->curl_code;
+    long http_status = sr->http_status;
     if (curl_code == CURLE_OUT_OF_MEMORY)
         ntf_oom("libcurl");
     free(d->body);
     d->body = NULL;
+    int64_t now = of_now_ms();
+    if (sr->refused >= 0) {
+        ntf_forbidden(e, d, sr->refused, now);
+        return;
+    }
     d->made = d->attempts + 1;
     d->http_status = http_status;
     ntf_result res = ntf_classify(curl_code, http_status);
     of_metric_add(e->m_deliveries, 1, OF_LABELS(cn, ntf_result_name(res)));
-    of_metric_observe(e->m_http, (double)elapsed_us / 1e6, OF_LABELS(cn));
-    int64_t now = of_now_ms();
+    of_metric_observe(e->m_http, (double)sr->elapsed_us / 1e6, OF_LABELS(cn));
     ntf_sched_result(&e->sched, d->dest, res == NTF_RES_TRANSIENT, d->probe,
                      now);
     d->dest = NULL; /* not needed any more; may be forgotten from now on */
@@ -195,10 +224,12 @@ static void ntf_on_sent(void *ud, int curl_code, long http_status,
         ntf_list_push(&e->record, d);
         return;
     }
-    if (curl_code)
-        ntf_set_error(d, "%s", errmsg);
-    else
-        ntf_set_error(d, "HTTP %ld", http_status);
+    /* Outward (delivery log, GET /v1/deliveries, retry and DLQ headers,
+     * logs above debug): an error class or the HTTP status. libcurl's own
+     * text names addresses and ports: debug only. */
+    char eb[32];
+    ntf_set_error(d, "%s", ntf_error_text(curl_code, http_status, eb,
+                                          sizeof eb));
     d->next = ntf_retry_after_failure(res, d->made, e->cfg->delays_ms,
                                       e->cfg->ntiers, now);
     of_log(res == NTF_RES_PERMANENT ? OF_LOG_WARN : OF_LOG_INFO,
@@ -206,6 +237,11 @@ static void ntf_on_sent(void *ud, int curl_code, long http_status,
                  cn, "trace_id", r->trace.trace_id),
            "attempt %d failed (%s): %s", d->made, ntf_result_name(res),
            d->last_error);
+    if (curl_code && of_log_enabled(OF_LOG_DEBUG))
+        of_log(OF_LOG_DEBUG,
+               OF_KV("delivery_id", d->id, "curl_code",
+                     curl_easy_strerror((CURLcode)curl_code)),
+               "transfer error: %s", sr->errmsg);
     ntf_produce(e, d);
 }
 
@@ -294,8 +330,11 @@ static void ntf_send(ntf_engine *e, ntf_dlv *d, bool probe)
     struct curl_slist *h = ntf_headers(e, d);
     if (!h)
         ntf_oom("a delivery's headers");
-    if (ntf_sender_post(e->snd, d->target.url, d->body, blen, h, ntf_on_sent,
-                        d, err, sizeof err) != OF_OK)
+    /* A customer's URL goes through the destination policy; the
+     * operator's provider URLs are trusted. */
+    const ntf_allow *policy = d->target.customer ? &e->cfg->allow : NULL;
+    if (ntf_sender_post(e->snd, d->target.url, d->body, blen, h, policy,
+                        ntf_on_sent, d, err, sizeof err) != OF_OK)
         ntf_oom(err); /* the only failure: allocation (see ntf_sender.h) */
     ntf_stage_set(e, d, NTF_ST_SENDING);
     of_metric_set(e->m_inflight, e->sched.ch[d->ch].inflight,

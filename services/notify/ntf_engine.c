@@ -333,8 +333,8 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
     of_metric_set(e->m_tracked, 0, OF_NO_LABELS);
 
     e->snd = ntf_sender_new(cfg->http_timeout_ms,
-                            (long)(cfg->max_inflight * NTF_CH_COUNT + 8), err,
-                            errlen);
+                            (long)(cfg->max_inflight * NTF_CH_COUNT + 8),
+                            cfg->test_resolve, err, errlen);
     if (!e->snd)
         goto fail;
 

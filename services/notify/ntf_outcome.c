@@ -178,16 +178,16 @@ size_t ntf_outcome_targets(const ntf_outcome *o, const ntf_urls *urls,
 {
     size_t n = 0;
     if ((only < 0 || only == NTF_CH_EMAIL) && o->email && ntf_set(urls->email))
-        out[n++] = (ntf_target){NTF_CH_EMAIL, o->email, urls->email};
+        out[n++] = (ntf_target){NTF_CH_EMAIL, o->email, urls->email, false};
     if ((only < 0 || only == NTF_CH_SMS) && o->phone && ntf_set(urls->sms))
-        out[n++] = (ntf_target){NTF_CH_SMS, o->phone, urls->sms};
+        out[n++] = (ntf_target){NTF_CH_SMS, o->phone, urls->sms, false};
     if (only < 0 || only == NTF_CH_WEBHOOK) {
         if (o->webhook_url)
             out[n++] = (ntf_target){NTF_CH_WEBHOOK, o->webhook_url,
-                                    o->webhook_url};
+                                    o->webhook_url, true};
         else if (ntf_set(urls->webhook_default))
             out[n++] = (ntf_target){NTF_CH_WEBHOOK, urls->webhook_default,
-                                    urls->webhook_default};
+                                    urls->webhook_default, false};
     }
     return n;
 }

@@ -82,6 +82,8 @@ typedef struct ntf_target {
     ntf_channel channel;
     const char *to;  /* e-mail address, phone number or webhook URL */
     const char *url; /* where the POST goes */
+    bool customer;   /* url is the customer's own (customer.webhook_url):
+                        subject to the destination policy */
 } ntf_target;
 
 /* The deliveries an outcome fans out to, in channel order: email when

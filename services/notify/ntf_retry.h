@@ -31,6 +31,7 @@
 
 #define NTF_DLQ_PERMANENT "permanent_failure"
 #define NTF_DLQ_EXHAUSTED "retries_exhausted"
+#define NTF_DLQ_FORBIDDEN "destination_forbidden"
 
 typedef enum ntf_next_kind {
     NTF_NEXT_RETRY = 0, /* produce to notify.retry.<tier> */

@@ -3,9 +3,11 @@
  */
 #include "ntf_sender.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "of_time.h"
 
@@ -15,6 +17,10 @@ typedef struct ntf_req {
     ntf_send_done_fn done;
     void *ud;
     int64_t start_us;
+    const ntf_allow *policy; /* NULL: trusted URL */
+    int refused;             /* addresses the policy refused */
+    int admitted;            /* addresses it let through */
+    int refused_class;       /* class of the last refused one */
     char errbuf[CURL_ERROR_SIZE];
     struct ntf_req *next; /* free list / live list */
     struct ntf_req *prev;
@@ -22,6 +28,7 @@ typedef struct ntf_req {
 
 struct ntf_sender {
     CURLM *multi;
+    struct curl_slist *resolve; /* OF_NOTIFY_TEST_RESOLVE */
     int64_t timeout_ms;
     size_t inflight;
     ntf_req *free_list; /* idle handles kept for reuse */
@@ -35,8 +42,62 @@ static size_t ntf_discard(char *ptr, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
-ntf_sender *ntf_sender_new(int64_t timeout_ms, long max_conns, char *err,
-                           size_t errlen)
+/* CURLOPT_OPENSOCKETFUNCTION of a customer's request: the address libcurl
+ * is about to connect to, after resolution. A refused one gets no socket
+ * (so no connection attempt); libcurl then tries the next address, if
+ * any. */
+static curl_socket_t ntf_opensocket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *a)
+{
+    ntf_req *r = clientp;
+    if (purpose == CURLSOCKTYPE_IPCXN && r->policy) {
+        ntf_addr_class cls;
+        if (!ntf_addr_permitted(r->policy, &a->addr, a->addrlen, &cls)) {
+            r->refused++;
+            r->refused_class = (int)cls;
+            return CURL_SOCKET_BAD;
+        }
+        r->admitted++;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+/* CURLOPT_PREREQFUNCTION of a customer's request: called with the
+ * connection about to carry it, also one kept alive from an earlier
+ * (perhaps trusted) request to the same host and port, which the open
+ * socket check never saw. */
+static int ntf_prereq(void *clientp, char *conn_primary_ip,
+                      char *conn_local_ip, int conn_primary_port,
+                      int conn_local_port)
+{
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    ntf_req *r = clientp;
+    if (!r->policy)
+        return CURL_PREREQFUNC_OK;
+    struct sockaddr_in s4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+    const struct sockaddr *sa = NULL;
+    socklen_t len = 0;
+    if (inet_pton(AF_INET, conn_primary_ip, &s4.sin_addr) == 1) {
+        sa = (const struct sockaddr *)&s4;
+        len = sizeof s4;
+    } else if (inet_pton(AF_INET6, conn_primary_ip, &s6.sin6_addr) == 1) {
+        sa = (const struct sockaddr *)&s6;
+        len = sizeof s6;
+    }
+    ntf_addr_class cls = NTF_ADDR_RESERVED;
+    if (sa && ntf_addr_permitted(r->policy, sa, len, &cls))
+        return CURL_PREREQFUNC_OK;
+    r->refused++;
+    r->admitted = 0; /* what was admitted is not what is used */
+    r->refused_class = (int)cls;
+    return CURL_PREREQFUNC_ABORT;
+}
+
+ntf_sender *ntf_sender_new(int64_t timeout_ms, long max_conns,
+                           const char *test_resolve, char *err, size_t errlen)
 {
     static int global_done;
     if (!global_done) {
@@ -58,6 +119,23 @@ ntf_sender *ntf_sender_new(int64_t timeout_ms, long max_conns, char *err,
         return NULL;
     }
     s->timeout_ms = timeout_ms;
+    for (const char *p = test_resolve; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char entry[512];
+        if (n > 0 && n < sizeof entry) {
+            memcpy(entry, p, n);
+            entry[n] = '\0';
+            struct curl_slist *t = curl_slist_append(s->resolve, entry);
+            if (!t) {
+                ntf_sender_free(s);
+                of_seterr(err, errlen, "out of memory");
+                return NULL;
+            }
+            s->resolve = t;
+        }
+        p = comma ? comma + 1 : p + n;
+    }
     curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_conns);
     curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, max_conns);
     curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
@@ -93,16 +171,25 @@ static ntf_req *ntf_req_get(ntf_sender *s)
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
         curl_easy_setopt(e, CURLOPT_PRIVATE, r);
         curl_easy_setopt(e, CURLOPT_USERAGENT, "orderflow-notify/" OF_VERSION);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, ntf_opensocket);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, ntf_prereq);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+        if (s->resolve)
+            curl_easy_setopt(e, CURLOPT_RESOLVE, s->resolve);
     }
     r->next = r->prev = NULL;
     r->errbuf[0] = '\0';
+    r->policy = NULL;
+    r->refused = r->admitted = 0;
+    r->refused_class = -1;
     return r;
 }
 
 of_status ntf_sender_post(ntf_sender *s, const char *url, const char *body,
                           size_t blen, struct curl_slist *hdrs,
-                          ntf_send_done_fn done, void *ud, char *err,
-                          size_t errlen)
+                          const ntf_allow *policy, ntf_send_done_fn done,
+                          void *ud, char *err, size_t errlen)
 {
     ntf_req *r = ntf_req_get(s);
     if (!r) {
@@ -114,6 +201,10 @@ of_status ntf_sender_post(ntf_sender *s, const char *url, const char *body,
     r->hdrs = hdrs;
     r->done = done;
     r->ud = ud;
+    r->policy = policy;
+    /* A customer's URL: no proxy from the environment, so that the checks
+     * see the destination's own address (NULL: libcurl's default). */
+    curl_easy_setopt(e, CURLOPT_PROXY, policy ? "" : NULL);
     /* POSTFIELDSIZE before POSTFIELDS: the body is not copied. */
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
@@ -184,12 +275,22 @@ int ntf_sender_run(ntf_sender *s, int timeout_ms, int extra_fd)
                      r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
         else
             snprintf(msg, sizeof msg, "HTTP %ld", status);
+        ntf_send_result res = {
+            .curl_code = (int)cc,
+            .http_status = cc == CURLE_OK ? status : 0,
+            .errmsg = msg,
+            .elapsed_us = of_mono_us() - r->start_us,
+            /* Refused: it failed, the policy refused an address, and no
+             * address it admitted was connected to. */
+            .refused = cc != CURLE_OK && r->refused > 0 && r->admitted == 0
+                           ? r->refused_class
+                           : -1,
+        };
         ntf_send_done_fn done = r->done;
         void *ud = r->ud;
-        int64_t el = of_mono_us() - r->start_us;
         ntf_req_release(s, r);
         finished++;
-        done(ud, (int)cc, cc == CURLE_OK ? status : 0, msg, el);
+        done(ud, &res);
     }
     return finished;
 }
@@ -220,5 +321,6 @@ void ntf_sender_free(ntf_sender *s)
         free(r);
     }
     curl_multi_cleanup(s->multi);
+    curl_slist_free_all(s->resolve);
     free(s);
 }

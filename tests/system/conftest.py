@@ -101,7 +101,8 @@ def services(request, kafka: KafkaBroker, db: Database, ns: Namespace, tmp_path)
     OF_PG_DSN (db), OF_HTTP_PORT (free port), OF_TOPIC_PREFIX (ns),
     OF_TOPIC_PARTITIONS=3, OF_LOG_LEVEL=debug, OF_WEBHOOK_SECRETS=test-secret,
     OF_ADMIN_TOKEN=test-admin-token, OF_NOTIFY_SECRET=test-notify-secret,
-    OF_MIGRATIONS_DIR=<repo>/deploy/sql, OF_NOTIFY_RETRY_DELAYS=1s,2s,..;
+    OF_MIGRATIONS_DIR=<repo>/deploy/sql, OF_NOTIFY_RETRY_DELAYS=1s,2s,..,
+    OF_NOTIFY_WEBHOOK_ALLOW=127.0.0.1/32;
     with the sink fixture also OF_NOTIFY_{EMAIL,SMS,WEBHOOK}_URL =
     <sink>/email, /sms, /webhook. Teardown stops everything with SIGTERM and
     fails the test on a non-zero exit or a sanitizer report."""
@@ -116,6 +117,9 @@ def services(request, kafka: KafkaBroker, db: Database, ns: Namespace, tmp_path)
         "OF_NOTIFY_SECRET": config.NOTIFY_SECRET,
         "OF_MIGRATIONS_DIR": str(REPO_ROOT / "deploy" / "sql"),
         "OF_NOTIFY_RETRY_DELAYS": config.retry_delays(ns.retry_tiers),
+        # Customers' webhook_url in tests point at the loopback sink, which
+        # notify's destination policy refuses unless allow-listed.
+        "OF_NOTIFY_WEBHOOK_ALLOW": "127.0.0.1/32",
     }
     if "sink" in request.fixturenames:
         s = request.getfixturevalue("sink")

@@ -150,7 +150,7 @@ def test_failure_details_stay_inside(kafka, ns, sink, services):
     url = "http://127.0.0.1:1/hooks/private-path?token=t0ps3cret"
     v = outcome(email=None, webhook_url=url)
     produce_outcome(kafka, ns, v)
-    sink.respond("/hooks/busy", [503])
+    sink.respond("/hooks/busy", [503] * 10)
     u = outcome(email=None, webhook_url=f"{sink.url}/hooks/busy")
     produce_outcome(kafka, ns, u)
     rows = wait_until(lambda: (lambda x: x if x and x[0]["attempts"] >= 1 else None)(

@@ -43,6 +43,11 @@ void ntf_config_table(ntf_config *c, const of_cfg_entry **table, size_t *n)
         {"OF_NOTIFY_DEST_MAX_INFLIGHT", OF_CFG_INT, &c->dest_max_inflight, "8",
          1, 1024, 0,
          "concurrent requests per webhook destination (scheme, host, port)"},
+        {"OF_NOTIFY_DEST_MAX_QUEUED", OF_CFG_INT, &c->dest_max_queued, "64",
+         1, 100000, 0,
+         "deliveries waiting per webhook destination; more are deferred to "
+         "a retry tier (a slow destination cannot fill the records in "
+         "process)"},
         {"OF_NOTIFY_DEST_TRACKED_MAX", OF_CFG_INT, &c->dest_tracked_max,
          "10000", 1, 1000000, 0,
          "webhook destinations whose breaker is kept (least recently used "

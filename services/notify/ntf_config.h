@@ -31,6 +31,7 @@ typedef struct ntf_config {
     long long dest_max_inflight; /* OF_NOTIFY_DEST_MAX_INFLIGHT, per webhook
                                     destination */
     long long dest_tracked_max;  /* OF_NOTIFY_DEST_TRACKED_MAX */
+    long long dest_max_queued;   /* OF_NOTIFY_DEST_MAX_QUEUED */
     long long max_deferrals;     /* OF_NOTIFY_MAX_DEFERRALS per attempt */
     long long max_pending;   /* OF_NOTIFY_MAX_PENDING records in process */
     long long cb_window;     /* OF_NOTIFY_CB_WINDOW */

@@ -241,8 +241,17 @@ static void ntf_ring_del(ntf_sched_chan *c, ntf_dest *d)
     c->ring_n--;
 }
 
-void ntf_sched_push(ntf_sched *s, ntf_dest *d, ntf_qitem *it)
+static int64_t ntf_dest_blocked(const ntf_dest *d, int64_t now_ms);
+
+void ntf_sched_push(ntf_sched *s, ntf_dest *d, ntf_qitem *it, int64_t now_ms)
 {
+    if (!d->fixed && s->cfg.dest_max_queued > 0 &&
+        d->qn >= s->cfg.dest_max_queued) {
+        int64_t wait = ntf_dest_blocked(d, now_ms);
+        s->queue_full++;
+        s->ops.defer(s->ud, d, it, wait > 0 ? wait : 0);
+        return;
+    }
     it->next = NULL;
     if (d->qtail)
         d->qtail->next = it;

@@ -18,6 +18,12 @@
  * breaker state with it). Destinations with work are never forgotten, so
  * the count can exceed max_dests by the destinations with deliveries in
  * process (at most the records in process, OF_NOTIFY_MAX_PENDING).
+ *
+ * A webhook destination holds at most `dest_max_queued` deliveries waiting
+ * for a slot: one pushed beyond that is deferred at once (like a delivery
+ * to an open breaker). Otherwise a slow destination (answers after
+ * seconds) would fill notify's bound on records in process with its own
+ * deliveries and hold everyone's up.
  */
 #ifndef NTF_DEST_H
 #define NTF_DEST_H
@@ -63,6 +69,7 @@ typedef struct ntf_sched_cfg {
     int64_t cb_cooldown_ms;
     int chan_max_inflight; /* per channel */
     int dest_max_inflight; /* per webhook destination */
+    size_t dest_max_queued; /* per webhook destination; 0: no limit */
     size_t max_dests;      /* webhook destinations tracked (LRU) */
 } ntf_sched_cfg;
 
@@ -96,6 +103,7 @@ typedef struct ntf_sched {
     ntf_dest *lru_head, *lru_tail;
     size_t ndests;            /* webhook destinations tracked */
     uint64_t forgotten;       /* destinations dropped by the LRU */
+    uint64_t queue_full;      /* deliveries deferred: queue at its limit */
     ntf_sched_chan ch[NTF_CH_COUNT];
 } ntf_sched;
 
@@ -116,8 +124,11 @@ void ntf_sched_free(ntf_sched *s);
  * in flight (otherwise the next ntf_sched_dest may forget it). */
 ntf_dest *ntf_sched_dest(ntf_sched *s, ntf_channel ch, const char *url);
 
-/* Queues it at d (FIFO). */
-void ntf_sched_push(ntf_sched *s, ntf_dest *d, ntf_qitem *it);
+/* Queues it at d (FIFO); when d is a webhook destination with
+ * dest_max_queued waiting already, defers it at once instead (wait: the
+ * rest of an open breaker's cooldown, else 0). */
+void ntf_sched_push(ntf_sched *s, ntf_dest *d, ntf_qitem *it,
+                    int64_t now_ms);
 
 /* Goes over every channel: defers the queues of destinations whose
  * breaker is open (or whose probe is in flight), then sends queued items

@@ -283,7 +283,6 @@ oom:
  * failed attempt (see ntf_retry_defer). */
 static void ntf_defer(void *ud, ntf_dest *dst, ntf_qitem *it, int64_t wait_ms)
 {
-    (void)dst;
     ntf_engine *e = ud;
     ntf_dlv *d = (ntf_dlv *)(void *)((char *)it - offsetof(ntf_dlv, qi));
     d->dest = NULL;
@@ -306,6 +305,8 @@ static void ntf_defer(void *ud, ntf_dest *dst, ntf_qitem *it, int64_t wait_ms)
     } else {
         d->deferred = true;
         d->made = d->attempts;
+        if (dst->br.state == NTF_CB_CLOSED) /* its queue is full */
+            ntf_set_error(d, "destination busy");
         if (of_log_enabled(OF_LOG_DEBUG))
             of_log(OF_LOG_DEBUG,
                    OF_KV("delivery_id", d->id, "channel",
@@ -363,7 +364,7 @@ void ntf_enqueue(ntf_engine *e, ntf_dlv *d)
         ntf_oom("a destination");
     d->dest = dst;
     ntf_stage_set(e, d, NTF_ST_QUEUED);
-    ntf_sched_push(&e->sched, dst, &d->qi);
+    ntf_sched_push(&e->sched, dst, &d->qi, of_now_ms());
 }
 
 void ntf_dispatch(ntf_engine *e)

@@ -236,6 +236,7 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
         .cb_cooldown_ms = cfg->cb_cooldown_ms,
         .chan_max_inflight = (int)cfg->max_inflight,
         .dest_max_inflight = (int)cfg->dest_max_inflight,
+        .dest_max_queued = (size_t)cfg->dest_max_queued,
         .max_dests = (size_t)cfg->dest_tracked_max,
     };
     if (ntf_sched_init(&e->sched, &sc, &ntf_sched_engine_ops, e) != OF_OK) {

@@ -62,7 +62,8 @@ static ntf_sched_cfg cfg(int chan, int dest, size_t maxd)
     return (ntf_sched_cfg){.cb_window = 10, .cb_min_requests = 4,
                            .cb_ratio = 0.5, .cb_cooldown_ms = 30000,
                            .chan_max_inflight = chan,
-                           .dest_max_inflight = dest, .max_dests = maxd};
+                           .dest_max_inflight = dest, .max_dests = maxd,
+                           .dest_max_queued = 64};
 }
 
 static void queue(ntf_sched *s, item *it, int id, ntf_channel ch,
@@ -71,7 +72,7 @@ static void queue(ntf_sched *s, item *it, int id, ntf_channel ch,
     it->id = id;
     it->dest = ntf_sched_dest(s, ch, url);
     assert_non_null(it->dest);
-    ntf_sched_push(s, it->dest, &it->qi);
+    ntf_sched_push(s, it->dest, &it->qi, 0);
 }
 
 static void test_dest_key(void **state)
@@ -290,6 +291,37 @@ static void test_email_one_breaker(void **state)
     ntf_sched_free(&s);
 }
 
+/* A slow destination keeps at most dest_max_queued deliveries waiting:
+ * the rest is deferred at once (wait 0 while its breaker is closed), so it
+ * cannot fill the records in process; other destinations are unaffected. */
+static void test_queue_limit_defers_the_surplus(void **state)
+{
+    (void)state;
+    log l = {0};
+    ntf_sched s;
+    ntf_sched_cfg c = cfg(32, 2, 100);
+    c.dest_max_queued = 3;
+    assert_int_equal(ntf_sched_init(&s, &c, &OPS, &l), OF_OK);
+    item slow[10], other;
+    for (int i = 0; i < 10; i++)
+        queue(&s, &slow[i], i, NTF_CH_WEBHOOK, "http://slow.example/");
+    assert_int_equal(l.ndeferred, 7); /* 3 wait */
+    assert_int_equal(l.wait[0], 0);
+    assert_int_equal(s.queue_full, 7);
+    ntf_sched_run(&s, 0);
+    assert_int_equal(l.nsent, 2); /* its in-flight limit */
+    queue(&s, &other, 50, NTF_CH_WEBHOOK, "http://other.example/");
+    ntf_sched_run(&s, 0);
+    assert_int_equal(l.nsent, 3);
+    assert_int_equal(l.sent[2], 50);
+    /* e-mail's queue has no such limit (one provider, the channel's) */
+    item m[5];
+    for (int i = 0; i < 5; i++)
+        queue(&s, &m[i], 60 + i, NTF_CH_EMAIL, NULL);
+    assert_int_equal(l.ndeferred, 7);
+    ntf_sched_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_inflight_limits_and_round_robin),
         cmocka_unit_test(test_lru_bounds_destinations),
         cmocka_unit_test(test_email_one_breaker),
+        cmocka_unit_test(test_queue_limit_defers_the_surplus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

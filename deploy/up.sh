@@ -93,6 +93,9 @@ dev_notify_secret=dev-notify-secret
 : "${OF_NOTIFY_EMAIL_URL:=http://127.0.0.1:$OF_SINK_PORT/email}"
 : "${OF_NOTIFY_SMS_URL:=http://127.0.0.1:$OF_SINK_PORT/sms}"
 : "${OF_NOTIFY_WEBHOOK_URL:=http://127.0.0.1:$OF_SINK_PORT/webhook}"
+# Customers' webhook_url may reach only public addresses; the local demo's
+# sink is on loopback, so make up admits 127.0.0.1 (contract section 10).
+: "${OF_NOTIFY_WEBHOOK_ALLOW=127.0.0.1/32}"
 : "${OF_MIGRATIONS_DIR:=$root/deploy/sql}"
 # ofctl's URLs: every replica, comma-separated (`pay` and `stock` use the
 # first, `ofctl status` asks each).
@@ -106,7 +109,7 @@ replica_urls() { # PORT COUNT
 : "${OF_NOTIFY_URL:=$(replica_urls "$OF_NOTIFY_PORT" "$OF_NOTIFY_REPLICAS")}"
 export OF_KAFKA_BROKERS OF_PG_DSN OF_LOG_LEVEL OF_WEBHOOK_SECRETS OF_ADMIN_TOKEN \
     OF_NOTIFY_SECRET OF_NOTIFY_EMAIL_URL OF_NOTIFY_SMS_URL OF_NOTIFY_WEBHOOK_URL \
-    OF_MIGRATIONS_DIR OF_INVENTORY_URL OF_PAYMENT_GW_URL OF_NOTIFY_URL OF_TOPIC_REPLICATION
+    OF_NOTIFY_WEBHOOK_ALLOW OF_MIGRATIONS_DIR OF_INVENTORY_URL OF_PAYMENT_GW_URL OF_NOTIFY_URL OF_TOPIC_REPLICATION
 
 mkdir -p "$var/log" "$var/run" "$var/kafka"
 

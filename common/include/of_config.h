@@ -121,9 +121,40 @@ typedef struct of_common_config {
     {"OF_TOPIC_PARTITIONS", OF_CFG_INT, &(c)->partitions, "6", 1, 10000, 0,       \
      "partitions per topic when creating topics"}
 
+/*
+ * The HTTP limits every service shares, one set per process: the
+ * OF_COMMON_CFG_ENTRIES below store them here, and of_http_new() uses them
+ * for every of_http_opts field left 0 (of_http.h). Zero before
+ * of_config_load (of_http's built-in defaults then apply).
+ */
+typedef struct of_http_limits {
+    long long max_connections;        /* OF_HTTP_MAX_CONNECTIONS */
+    long long max_connections_per_ip; /* OF_HTTP_MAX_CONNECTIONS_PER_IP, 0 = none */
+    int64_t conn_timeout_ms;          /* OF_HTTP_CONN_TIMEOUT */
+    long long conn_memory_limit;      /* OF_HTTP_CONN_MEMORY_LIMIT (bytes) */
+} of_http_limits;
+
+extern of_http_limits of_config_http;
+
 #define OF_COMMON_CFG_ENTRIES(c, default_port)                                   \
     OF_COMMON_KAFKA_CFG_ENTRIES(c),                                              \
     {"OF_HTTP_PORT", OF_CFG_INT, &(c)->http_port, default_port, 1, 65535, 0,      \
-     "HTTP port for the API, /healthz, /readyz and /metrics"}
+     "HTTP port for the API, /healthz, /readyz and /metrics"},                    \
+    {"OF_HTTP_MAX_CONNECTIONS", OF_CFG_INT, &of_config_http.max_connections,      \
+     "1024", 1, 100000, 0,                                                        \
+     "concurrent HTTP connections; beyond it new ones wait in the backlog"},      \
+    {"OF_HTTP_MAX_CONNECTIONS_PER_IP", OF_CFG_INT,                                \
+     &of_config_http.max_connections_per_ip, "0", 0, 100000, 0,                   \
+     "concurrent HTTP connections from one client address (more are closed "      \
+     "at once); 0 = no per-client limit (behind a proxy every client has its "    \
+     "address)"},                                                                 \
+    {"OF_HTTP_CONN_TIMEOUT", OF_CFG_DURATION, &of_config_http.conn_timeout_ms,    \
+     "30s", 1000, 3600000, 0,                                                     \
+     "idle connections, and clients still sending one request, are closed "      \
+     "after this (whole seconds)"},                                               \
+    {"OF_HTTP_CONN_MEMORY_LIMIT", OF_CFG_INT, &of_config_http.conn_memory_limit,  \
+     "32768", 8192, 16777216, 0,                                                  \
+     "bytes of libmicrohttpd memory per connection (request line, headers, "      \
+     "read buffer; more headers answer 431)"}
 
 #endif

@@ -19,8 +19,9 @@
  *   any thread may later call an of_http_respond*() function on that
  *   request, which resumes the connection. Threads are never blocked
  *   waiting.
- * - Limits: connection limit, per-connection memory limit, connection
- *   timeout (slow clients are dropped), handled by libmicrohttpd.
+ * - Limits: connection limit, per-client (address) connection limit,
+ *   per-connection memory limit, connection timeout (slow clients are
+ *   dropped), handled by libmicrohttpd and the reaper.
  *
  * Thread model: libmicrohttpd's internal polling thread (epoll), with an
  * optional pool of `threads`. Handlers run on those threads and must not
@@ -49,13 +50,21 @@ typedef void (*of_http_handler)(of_http_req *req, void *ud);
  * a short reason into why. */
 typedef bool (*of_http_ready_fn)(void *ud, char *why, size_t whylen);
 
+/* Limits left 0 take the process's configured value (of_config_http,
+ * set from OF_HTTP_MAX_CONNECTIONS, OF_HTTP_MAX_CONNECTIONS_PER_IP,
+ * OF_HTTP_CONN_TIMEOUT, OF_HTTP_CONN_MEMORY_LIMIT by of_config_load with
+ * OF_COMMON_CFG_ENTRIES), else the default named here. */
 typedef struct of_http_opts {
     uint16_t port;             /* required; 0 = an ephemeral port (tests) */
     const char *bind_addr;     /* NULL = 0.0.0.0 */
     unsigned threads;          /* 0 or 1 = one polling thread; N = pool */
-    unsigned conn_limit;       /* 0 = 1024 */
-    unsigned conn_timeout_s;   /* 0 = 30: idle/slow connections dropped */
-    size_t conn_memory_limit;  /* 0 = 64 KiB per connection */
+    unsigned conn_limit;       /* 0 = configured, else 1024 */
+    unsigned per_ip_limit;     /* 0 = configured, else none: connections
+                                  from one address beyond it are closed */
+    unsigned conn_timeout_s;   /* 0 = configured, else 30: idle/slow
+                                  connections dropped */
+    size_t conn_memory_limit;  /* 0 = configured, else 32 KiB per
+                                  connection */
     of_http_ready_fn ready;    /* NULL = always ready */
     void *ready_ud;
 } of_http_opts;

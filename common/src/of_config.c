@@ -22,6 +22,8 @@
 
 #include "of_log.h"
 
+of_http_limits of_config_http;
+
 extern char **environ;
 
 /* Copies s[0..n) without surrounding blanks into a NUL-terminated out.

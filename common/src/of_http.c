@@ -49,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "of_config.h"
 #include "of_log.h"
 #include "of_metrics.h"
 #include "of_time.h"
@@ -1027,12 +1028,22 @@ of_http_server *of_http_new(const of_http_opts *o, char *err, size_t errlen)
         s->bind_addr = strdup(o->bind_addr);
         s->o.bind_addr = s->bind_addr;
     }
+    const of_http_limits *env = &of_config_http;
     if (s->o.conn_limit == 0)
-        s->o.conn_limit = 1024;
+        s->o.conn_limit = env->max_connections > 0
+                              ? (unsigned)env->max_connections
+                              : 1024;
+    if (s->o.per_ip_limit == 0 && env->max_connections_per_ip > 0)
+        s->o.per_ip_limit = (unsigned)env->max_connections_per_ip;
     if (s->o.conn_timeout_s == 0)
-        s->o.conn_timeout_s = 30;
+        s->o.conn_timeout_s =
+            env->conn_timeout_ms > 0
+                ? (unsigned)((env->conn_timeout_ms + 999) / 1000)
+                : 30;
     if (s->o.conn_memory_limit == 0)
-        s->o.conn_memory_limit = 64 * 1024;
+        s->o.conn_memory_limit = env->conn_memory_limit > 0
+                                     ? (size_t)env->conn_memory_limit
+                                     : 32 * 1024;
     pthread_mutex_init(&s->mtx, NULL);
     pthread_mutex_init(&s->cmtx, NULL);
     pthread_condattr_t ca;
@@ -1130,6 +1141,9 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                         (intptr_t)s->o.conn_memory_limit,
                                         NULL};
+    if (s->o.per_ip_limit > 0)
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                            (intptr_t)s->o.per_ip_limit, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
                                         (intptr_t)on_completed, s};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK,
@@ -1165,7 +1179,14 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
         of_log(OF_LOG_WARN, NULL,
                "http: no slow-client reaper thread (only the idle timeout "
                "applies)");
-    of_log(OF_LOG_INFO, NULL, "http listening on %s:%u",
+    char limits[160];
+    snprintf(limits, sizeof limits,
+             "connections %u (%u per client address%s), timeout %u s, %zu "
+             "bytes per connection",
+             s->o.conn_limit, s->o.per_ip_limit,
+             s->o.per_ip_limit ? "" : " = none", s->o.conn_timeout_s,
+             s->o.conn_memory_limit);
+    of_log(OF_LOG_INFO, OF_KV("limits", limits), "http listening on %s:%u",
            s->o.bind_addr ? s->o.bind_addr : "0.0.0.0", (unsigned)s->port);
     return OF_OK;
 }

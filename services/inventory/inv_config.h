@@ -28,7 +28,7 @@ typedef struct inv_config {
     int64_t delivery_timeout_ms; /* OF_INV_DELIVERY_TIMEOUT, default 5m */
 } inv_config;
 
-#define INV_CFG_MAX_ENTRIES 16
+#define INV_CFG_MAX_ENTRIES 24
 
 /* Fills `out` (room for INV_CFG_MAX_ENTRIES) with the table describing
  * every variable, targets pointing into *c. Returns the number of

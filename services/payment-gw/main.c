@@ -30,9 +30,6 @@ typedef struct gw_config {
     int64_t ack_timeout_ms;
     int64_t retry_after_ms;
     long long http_threads;
-    long long max_connections;
-    int64_t conn_timeout_ms;
-    long long conn_memory;
     int64_t shutdown_timeout_ms;
 } gw_config;
 
@@ -56,14 +53,6 @@ static const of_cfg_entry cfg_table[] = {
      3600000, 0, "Retry-After sent with 503 answers (whole seconds)"},
     {"OF_HTTP_THREADS", OF_CFG_INT, &cfg.http_threads, "2", 1, 64, 0,
      "libmicrohttpd threads (1 = one epoll thread, N = thread pool)"},
-    {"OF_HTTP_MAX_CONNECTIONS", OF_CFG_INT, &cfg.max_connections, "1024", 1,
-     100000, 0, "concurrent HTTP connections; more are refused"},
-    {"OF_HTTP_CONN_TIMEOUT", OF_CFG_DURATION, &cfg.conn_timeout_ms, "30s",
-     1000, 3600000, 0,
-     "idle or slow connections are closed after this (whole seconds)"},
-    {"OF_HTTP_CONN_MEMORY_LIMIT", OF_CFG_INT, &cfg.conn_memory, "32768", 8192,
-     16777216, 0,
-     "bytes of libmicrohttpd memory per connection (headers, read buffer)"},
     {"OF_GW_SHUTDOWN_TIMEOUT", OF_CFG_DURATION, &cfg.shutdown_timeout_ms,
      "10s", 0, 600000, 0,
      "on SIGTERM: deadline for flushing the producer"},
@@ -221,9 +210,7 @@ int main(int argc, char **argv)
     of_http_opts ho = {
         .port = (uint16_t)cfg.c.http_port,
         .threads = (unsigned)cfg.http_threads,
-        .conn_limit = (unsigned)cfg.max_connections,
-        .conn_timeout_s = (unsigned)((cfg.conn_timeout_ms + 999) / 1000),
-        .conn_memory_limit = (size_t)cfg.conn_memory,
+        /* The connection limits come from OF_COMMON_CFG_ENTRIES. */
         .ready = ready,
         .ready_ud = producer,
     };

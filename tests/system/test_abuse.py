@@ -11,7 +11,8 @@ fail the test as everywhere else.
 
 One stack (payment-gw, inventory, notify, a sink) is shared by the module to
 keep the run short. payment-gw gets OF_HTTP_CONN_TIMEOUT=3s; inventory and
-notify have no setting for it (of_http's default, 30 s, applies).
+notify keep the default (30 s). The per-client limit and the HTTP limits of
+every service have their own services (test_per_client_...).
 
 OF_ABUSE_FULL=1 adds the heavy variants: many concurrent 10 MiB uploads
 sent in full, a thousand idle connections to each service beyond the
@@ -561,6 +562,100 @@ def test_beyond_the_connection_limit(stack):
         for s in socks:
             s.close()
     assert_serving(stack)
+
+
+def _refused_at_once(port: int, source: str = "127.0.0.1") -> bool:
+    """True when the server closes a new connection from source without
+    answering a request on it."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    try:
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+        return _closed_within(s, 5) is not None
+    finally:
+        s.close()
+
+
+def _healthz_raw(port: int, source: str) -> bytes:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return _read_all(s)
+    finally:
+        s.close()
+
+
+def _read_all(s: socket.socket) -> bytes:
+    out = b""
+    s.settimeout(10)
+    try:
+        while True:
+            part = s.recv(65536)
+            if not part:
+                return out
+            out += part
+    except (ConnectionResetError, socket.timeout):
+        return out
+
+
+def _hold_connections(port: int, n: int, source: str) -> list[socket.socket]:
+    """n idle connections from source (a loopback address of its own, so
+    that no other client of the test process, such as a readiness probe's
+    connection still waiting for the garbage collector, counts against
+    the per-address limit), each accepted and kept by the server."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10,
+                                      source_address=(source, 0)) for _ in range(n)]
+    time.sleep(0.5)
+    assert _count_closed(socks) == 0, "the server closed a connection below the limit"
+    return socks
+
+
+HTTP_LIMIT_VARS = {
+    "OF_HTTP_MAX_CONNECTIONS_PER_IP": "-1",
+    "OF_HTTP_MAX_CONNECTIONS": "0",
+    "OF_HTTP_CONN_TIMEOUT": "soon",
+    "OF_HTTP_CONN_MEMORY_LIMIT": "1k",
+}
+
+
+def test_per_client_connection_limit_and_http_limits_in_every_service(services):
+    """SECURITY.md F2: every service reads OF_HTTP_MAX_CONNECTIONS,
+    OF_HTTP_MAX_CONNECTIONS_PER_IP, OF_HTTP_CONN_TIMEOUT and
+    OF_HTTP_CONN_MEMORY_LIMIT (a bad value stops it, exit 2, naming the
+    variable). With a per-client limit of 4, a fifth connection from the
+    same address is closed at once while another address (127.0.0.2) is
+    served; the memory limit bounds the headers (431)."""
+    names = ("payment-gw", "inventory", "notify")
+    for name in names:
+        for var, val in HTTP_LIMIT_VARS.items():
+            svc = services.start(name, env={var: val}, wait_ready=False)
+            assert svc.wait_exit(30) == 2, (name, var)
+            assert var in svc.log(), (name, var, svc.log(20))
+    env = {"OF_HTTP_MAX_CONNECTIONS_PER_IP": "4", "OF_HTTP_CONN_MEMORY_LIMIT": "16384"}
+    for name in names:
+        svc = services.start(name, env=env)
+        idle = _hold_connections(svc.port, 4, "127.0.0.3")
+        try:
+            assert _refused_at_once(svc.port, "127.0.0.3"), \
+                f"{name}: a fifth connection from 127.0.0.3 was served"
+            assert _healthz_raw(svc.port, "127.0.0.2").startswith(b"HTTP/1.1 200"), name
+        finally:
+            for s in idle:
+                s.close()
+        wait_until(lambda: _healthz_raw(svc.port, "127.0.0.3").startswith(b"HTTP/1.1 200"),
+                   timeout=10, message=f"{name} to serve 127.0.0.3 again")
+        # 20 KiB of headers do not fit in 16 KiB of connection memory.
+        big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 20000 + b"\r\n\r\n"
+        s = socket.create_connection(("127.0.0.1", svc.port), timeout=10)
+        try:
+            s.sendall(big)
+            assert _read_all(s).startswith(b"HTTP/1.1 431"), name
+        finally:
+            s.close()
+        assert "per client address" in svc.log(), name
+        svc.stop()
 
 
 @pytest.mark.skipif(not FULL, reason="OF_ABUSE_FULL=1: 30 s idle timeout of inventory and notify")

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NTF_NENTRIES 28
+#define NTF_NENTRIES 40
 
 static of_cfg_entry ntf_table[NTF_NENTRIES];
 static size_t ntf_table_n;

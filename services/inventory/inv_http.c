@@ -203,7 +203,8 @@ static void h_stock_put(of_http_req *req, void *ud)
     const char *body = of_http_req_body(req, &len);
     char msg[160];
     of_json_doc doc;
-    of_status pst = of_json_parse_strict(body, len, OF_JSON_STRICT_OBJECT, &doc,
+    of_status pst = of_json_parse_strict(body, len,
+                                         OF_JSON_STRICT_OBJECT | OF_JSON_STRICT_UNIQUE, &doc,
                                          msg, sizeof msg);
     if (pst == OF_EFATAL) {
         of_http_respond_problem(req, 500, NULL, NULL, "out of memory", NULL);

@@ -18,6 +18,13 @@
 bool of_json_int(const cJSON *item, long long min, long long max,
                  long long *out);
 
+/* Adds member `name` = v to obj, printed as an integer whatever its size:
+ * cJSON prints numbers with 15 significant digits, so 10^15 would come
+ * out as 1e+15; such values are added as raw "%lld" text instead (then
+ * cJSON_IsRaw, not cJSON_IsNumber, holds for the item). Returns the item,
+ * or NULL on allocation failure. */
+cJSON *of_json_add_int(cJSON *obj, const char *name, long long v);
+
 /* Returns the string value of object member `name`, or NULL when absent
  * or not a string. Case-sensitive. */
 const char *of_json_str(const cJSON *obj, const char *name);

@@ -5,6 +5,7 @@
 #include "of_json.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,16 @@ bool of_json_int(const cJSON *item, long long min, long long max,
     if (out)
         *out = (long long)d;
     return true;
+}
+
+cJSON *of_json_add_int(cJSON *obj, const char *name, long long v)
+{
+    /* |v| < 10^15 has at most 15 digits: %1.15g prints it exactly. */
+    if (v > -1000000000000000LL && v < 1000000000000000LL)
+        return cJSON_AddNumberToObject(obj, name, (double)v);
+    char txt[24];
+    snprintf(txt, sizeof txt, "%lld", v);
+    return cJSON_AddRawToObject(obj, name, txt);
 }
 
 const char *of_json_str(const cJSON *obj, const char *name)

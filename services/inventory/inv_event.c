@@ -260,9 +260,10 @@ cJSON *inv_event_stock_json(const char *sku, long long available,
     if (o == NULL)
         return NULL;
     cJSON_AddStringToObject(o, "sku", sku);
-    cJSON_AddNumberToObject(o, "available", (double)available);
-    cJSON_AddNumberToObject(o, "reserved", (double)reserved);
-    cJSON_AddNumberToObject(o, "version", (double)version);
+    /* 10^15, the largest stock, must not print as 1e+15. */
+    of_json_add_int(o, "available", available);
+    of_json_add_int(o, "reserved", reserved);
+    of_json_add_int(o, "version", version);
     return o;
 }
 

@@ -586,6 +586,12 @@ def test_stock_api(inv, db):
     rows = conservation(db)
     assert rows == [("SKU-X", 0, 0, 0, 0, 0, 0, True)]
     assert db.query("SELECT delta_available FROM stock_ledger ORDER BY id") == [(7,), (-4,), (-3,)]
+    # The largest stock prints as an integer, not 1e+15 (SECURITY.md F6).
+    r = inv.put("/v1/stock/SKU-MAX", json={"available": 10**15}, headers=AUTH)
+    assert r.status_code == 200 and '"available":1000000000000000' in r.text, r.text
+    r = inv.get("/v1/stock/SKU-MAX")
+    assert '"available":1000000000000000' in r.text and r.json()["available"] == 10**15, r.text
+    assert type(r.json()["available"]) is int
 
 
 def test_order_status_long_poll(kafka, ns, inv):

@@ -195,10 +195,34 @@ static void test_doc_int_reads_the_text(void **state)
     cJSON_Delete(root);
 }
 
+static void test_add_int(void **state)
+{
+    (void)state;
+    cJSON *o = cJSON_CreateObject();
+    assert_non_null(of_json_add_int(o, "a", 1000000000000000LL));
+    assert_non_null(of_json_add_int(o, "b", 999999999999999LL));
+    assert_non_null(of_json_add_int(o, "c", -1000000000000000LL));
+    assert_non_null(of_json_add_int(o, "d", 9223372036854775807LL));
+    assert_non_null(of_json_add_int(o, "e", 0));
+    char *txt = cJSON_PrintUnformatted(o);
+    assert_string_equal(txt, "{\"a\":1000000000000000,\"b\":999999999999999,"
+                             "\"c\":-1000000000000000,\"d\":9223372036854775807,"
+                             "\"e\":0}");
+    /* What it prints parses back to the same values. */
+    cJSON *back = cJSON_Parse(txt);
+    long long v;
+    assert_true(of_json_int(cJSON_GetObjectItem(back, "a"), 0, 1000000000000000LL, &v));
+    assert_int_equal(v, 1000000000000000LL);
+    cJSON_Delete(back);
+    free(txt);
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_int),
+        cmocka_unit_test(test_add_int),
         cmocka_unit_test(test_prescan),
         cmocka_unit_test(test_parse_strict),
         cmocka_unit_test(test_doc_int_reads_the_text),

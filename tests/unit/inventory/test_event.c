@@ -357,9 +357,31 @@ static void test_order_json(void **state)
     cJSON_Delete(o);
 }
 
+/* SECURITY.md F6: the largest stock, 10^15, printed as an integer. */
+static void test_stock_json_prints_integers(void **state)
+{
+    (void)state;
+    cJSON *j = inv_event_stock_json("SKU-A", 1000000000000000LL,
+                                    1000000000000000LL, 999999999999999LL);
+    assert_non_null(j);
+    char *txt = cJSON_PrintUnformatted(j);
+    assert_string_equal(txt, "{\"sku\":\"SKU-A\",\"available\":1000000000000000,"
+                             "\"reserved\":1000000000000000,"
+                             "\"version\":999999999999999}");
+    free(txt);
+    cJSON_Delete(j);
+    j = inv_event_stock_json("SKU-A", 0, 7, 1);
+    txt = cJSON_PrintUnformatted(j);
+    assert_string_equal(txt, "{\"sku\":\"SKU-A\",\"available\":0,\"reserved\":7,"
+                             "\"version\":1}");
+    free(txt);
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stock_json_prints_integers),
         cmocka_unit_test(test_topics),          cmocka_unit_test(test_batch_input),
         cmocka_unit_test(test_batch_input_received_at),
         cmocka_unit_test(test_outcome_values_carry_received_at),

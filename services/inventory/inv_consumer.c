@@ -37,6 +37,9 @@
 #include "of_time.h"
 
 #define POLL_MS 50
+/* How long a revoke waits for workers in their sealing window (longer
+ * than one synchronous DLQ publish, 10 s). */
+#define SEAL_WAIT_MS 12000
 #define MAX_PARTITIONS 4096
 
 typedef struct queued {
@@ -57,6 +60,7 @@ typedef struct worker {
     size_t qn, qcap;
     int64_t first_ms;  /* arrival of the oldest queued record */
     bool outage;       /* waiting out a transient failure */
+    bool sealing;      /* between its batch's DLQ publish and offset store */
     /* polling thread only */
     bool paused;
     /* worker thread only */
@@ -72,6 +76,7 @@ typedef struct consumer {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* records routed, or stop */
     pthread_cond_t room_cv; /* a worker took a batch */
+    pthread_cond_t seal_cv; /* a worker left its sealing window */
     bool stop;
     unsigned gen[MAX_PARTITIONS]; /* guarded by mu */
     worker *w;
@@ -79,6 +84,7 @@ typedef struct consumer {
     size_t soft_limit; /* queue length at which polling waits for room */
     size_t hard_limit; /* queue length that pauses a worker's partitions */
     bool reassigned;   /* polling thread: re-apply pauses */
+    int64_t test_dlq_store_delay_ms; /* test hook, see inv_consumer_run */
 } consumer;
 
 /* The running consumer, for /readyz (guarded by ready_mu). */
@@ -113,7 +119,22 @@ static void on_rebalance(void *ud, bool assigned,
 {
     consumer *c = ud;
     size_t dropped = 0;
+    bool waited = false;
     pthread_mutex_lock(&c->mu);
+    if (!assigned) {
+        /* A worker between its DLQ publish and its offset store finishes
+         * first (bounded): otherwise the next owner would dead-letter the
+         * same record again (issue 13, suspected 6). */
+        int64_t deadline = of_mono_ms() + SEAL_WAIT_MS;
+        for (;;) {
+            bool any = false;
+            for (size_t i = 0; i < c->nw; i++)
+                any = any || c->w[i].sealing;
+            if (!any || of_cond_wait_until(&c->seal_cv, &c->mu, deadline) != 0)
+                break;
+            waited = true;
+        }
+    }
     for (int k = 0; k < parts->cnt; k++) {
         int32_t p = parts->elems[k].partition;
         if (p >= 0 && p < MAX_PARTITIONS)
@@ -135,6 +156,10 @@ static void on_rebalance(void *ud, bool assigned,
         w->qn = kept;
     }
     pthread_mutex_unlock(&c->mu);
+    /* What they stored meanwhile: of_kafka committed before calling us, and
+     * the partitions are still assigned until we return. */
+    if (waited && of_kafka_consumer_commit(c->kc) != OF_OK)
+        of_log(OF_LOG_WARN, NULL, "commit of the offsets stored during the revoke failed");
     if (assigned)
         c->reassigned = true;
     if (dropped > 0) {
@@ -258,12 +283,11 @@ static void free_batch(worker *w)
 }
 
 /* Drops the records of the batch whose partition was revoked since they
- * arrived. */
-static void drop_revoked(worker *w)
+ * arrived. Called with c->mu held. */
+static void drop_revoked_locked(worker *w)
 {
     consumer *c = w->c;
     size_t kept = 0;
-    pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < w->bn; i++) {
         if (w->batch_gen[i] == gen_of(c, w->batch[i]->partition)) {
             w->batch[kept] = w->batch[i];
@@ -274,8 +298,34 @@ static void drop_revoked(worker *w)
             free(w->batch[i]);
         }
     }
-    pthread_mutex_unlock(&c->mu);
     w->bn = kept;
+}
+
+static void drop_revoked(worker *w)
+{
+    pthread_mutex_lock(&w->c->mu);
+    drop_revoked_locked(w);
+    pthread_mutex_unlock(&w->c->mu);
+}
+
+/* The sealing window: from a batch's first DLQ publish to the store of its
+ * offsets. It opens only for records of partitions still assigned (the
+ * others are dropped first), and a revoke waits for it to close, so a
+ * record is dead-lettered by one owner only. */
+static void seal_begin(worker *w)
+{
+    pthread_mutex_lock(&w->c->mu);
+    drop_revoked_locked(w);
+    w->sealing = true;
+    pthread_mutex_unlock(&w->c->mu);
+}
+
+static void seal_end(worker *w)
+{
+    pthread_mutex_lock(&w->c->mu);
+    w->sealing = false;
+    pthread_cond_broadcast(&w->c->seal_cv);
+    pthread_mutex_unlock(&w->c->mu);
 }
 
 /* Moves up to batch_max queued records into the batch and parses them
@@ -444,8 +494,12 @@ static of_status process(worker *w)
             db_outage = false;
             inv_app_set_db_condition(w->id, false);
         }
-        if (st == OF_OK)
+        if (st == OF_OK) {
+            seal_begin(w);
             st = send_dlq(w, e, sizeof e);
+            if (st != OF_OK)
+                seal_end(w); /* not while backing off */
+        }
         if (st == OF_OK)
             break;
         if (st == OF_EFATAL) {
@@ -475,7 +529,11 @@ static of_status process(worker *w)
     }
     if (outage)
         of_log(OF_LOG_INFO, NULL, "batch done after transient failures");
+    if (w->c->test_dlq_store_delay_ms > 0 &&
+        inv_batch_count(w->batch, w->bn, INV_DEADLETTER) > 0)
+        (void)wait_or_stop(w->c, w->c->test_dlq_store_delay_ms);
     finish(w);
+    seal_end(w);
     of_backoff_reset(&w->bo);
     if (outage)
         set_outage(w, false);
@@ -569,9 +627,16 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
     c->nw = (size_t)o->cfg->workers;
     c->soft_limit = (size_t)o->cfg->batch_max;
     c->hard_limit = 4 * (size_t)o->cfg->batch_max;
+    /* Test hook (tests/system/test_db_faults.py): a pause between a
+     * batch's dead-letter records being acknowledged and its offsets being
+     * stored, to put a rebalance exactly there. Not configuration: unset
+     * in production. */
+    const char *hook = getenv("OF_INV_TEST_DLQ_STORE_DELAY_MS");
+    c->test_dlq_store_delay_ms = hook != NULL ? strtoll(hook, NULL, 10) : 0;
     pthread_mutex_init(&c->mu, NULL);
     of_cond_init_mono(&c->cv);
     of_cond_init_mono(&c->room_cv);
+    of_cond_init_mono(&c->seal_cv);
     c->w = calloc(c->nw, sizeof *c->w);
     if (c->w == NULL) {
         of_seterr(err, errlen, "out of memory");
@@ -651,6 +716,7 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->room_cv);
+    pthread_cond_destroy(&c->seal_cv);
     free(c);
     return st; /* a worker's fatal error went through inv_app_fatal */
 fail:
@@ -658,6 +724,7 @@ fail:
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->room_cv);
+    pthread_cond_destroy(&c->seal_cv);
     free(c);
     return OF_EFATAL;
 }

@@ -18,7 +18,11 @@
  * records in the same order. A worker whose queue is full is paused the
  * same way (backpressure). Records of partitions revoked meanwhile are
  * dropped unstored: their new owner processes them again, and the inbox
- * makes that harmless.
+ * makes that harmless. Dead letters are the exception the inbox cannot
+ * cover, so a revoke waits (up to 12 s) for a worker between its DLQ
+ * publish and its offset store, and commits what it stored: one poison
+ * record gives one DLQ record, unless the process dies in that window
+ * (then the repeat carries the same dlq.original.topic/partition/offset).
  */
 #ifndef INV_CONSUMER_H
 #define INV_CONSUMER_H

@@ -520,7 +520,8 @@ BUILDERS = re.compile(r"\b(v?snprintf|v?sprintf|strcat|strncat|asprintf|strcpy)\
 REVIEWED = {
     "common/src/of_pg.c:run": "sql is a migration file from OF_MIGRATIONS_DIR (operator-controlled) "
                               "or one of of_pg.c's own literals",
-    "common/src/of_pg.c:of_pg_exec": "the wrapper: passes its caller's SQL with PQexecParams",
+    "common/src/of_pg.c:exec_on": "the wrappers' one call (of_pg_exec, of_pg_exec_in): passes its "
+                                  "caller's SQL with PQexecParams",
     "services/inventory/inv_db.c:pipe_run": "q[i].sql are the static const SQL_* strings of inv_db.c",
     "services/inventory/inv_relay.c:query_bool": "called with string literals only",
 }

@@ -150,6 +150,13 @@ void of_http_suspend(of_http_req *r);
 /* The standard reason phrase for a status ("Accepted"). */
 const char *of_http_reason(unsigned status);
 
+/* Classifies one of libmicrohttpd's log messages: sets *client when a
+ * client caused it (logged at debug), and returns the reason counted in
+ * orderflow_http_rejected_total for a request or connection refused
+ * ("malformed", "too_large", "uri_too_long", "headers_too_large",
+ * "http_version", "connection_limit"), else NULL. Pure. */
+const char *of_http_mhd_message_reason(const char *msg, bool *client);
+
 /* True when s is a non-empty RFC 9110 token (field names, auth schemes:
  * 1*tchar, at most 256 bytes). Pure. */
 bool of_http_token_valid(const char *s);

@@ -159,6 +159,7 @@ struct of_http_server {
     bool reaper_started;
     atomic_bool reaper_stop;
     of_metric *m_reaped;
+    of_metric *m_rejected; /* orderflow_http_rejected_total{reason} */
 };
 
 /* --------------------------------------------------------------------- */
@@ -916,22 +917,69 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         req_free(r);
 }
 
+const char *of_http_mhd_message_reason(const char *msg, bool *client)
+{
+    *client = true;
+    static const char err[] = "Error processing request (HTTP response code is ";
+    const char *p = strstr(msg, err);
+    if (p) {
+        unsigned code = (unsigned)strtoul(p + sizeof err - 1, NULL, 10);
+        switch (code) {
+        case 400: return "malformed";
+        case 413: return "too_large";
+        case 414: return "uri_too_long";
+        case 431: return "headers_too_large";
+        case 505: return "http_version";
+        default:
+            if (code >= 400 && code < 500)
+                return "malformed";
+            *client = false; /* a 5xx of the library's own: a problem */
+            return NULL;
+        }
+    }
+    if (strstr(msg, "Server reached connection limit"))
+        return "connection_limit"; /* also the per-address limit */
+    /* Client-caused, not counted (the rejection that follows is): bad
+     * Content-Length, no Host (served anyway), a header flood's first
+     * symptom, our own 413-while-uploading close, clients hanging up. */
+    static const char *const quiet[] = {
+        "Content-Length",
+        "without `Host' header",
+        "Not enough memory in pool to allocate header record",
+        "Application reported internal error",
+        "detected connection closure",
+        "closed by remote side",
+        "forcibly closed by remote peer",
+        "Socket has been disconnected",
+        "Connection socket is closed when reading request",
+        "Failed to send",
+    };
+    for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++)
+        if (strstr(msg, quiet[i]))
+            return NULL;
+    *client = false;
+    return NULL;
+}
+
+/* libmicrohttpd's messages. What a client causes (malformed requests,
+ * floods, hang-ups) is logged at debug, so that a flood of bad requests
+ * cannot fill the log at warn (SECURITY.md F9), and rejections are
+ * counted in orderflow_http_rejected_total{reason}; anything else (the
+ * library failing, resource limits) stays a warning. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    of_http_server *s = cls;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
-    /* Routine events, not problems: our own 413-while-uploading close,
-     * and clients hanging up (typically right after such a 413). */
-    of_log_level lvl =
-        (strstr(buf, "Application reported internal error") ||
-         strstr(buf, "detected connection closure"))
-            ? OF_LOG_DEBUG
-            : OF_LOG_WARN;
-    of_log(lvl, OF_KV("component", "microhttpd"), "%s", buf);
+    bool client = false;
+    const char *reason = of_http_mhd_message_reason(buf, &client);
+    if (reason && s)
+        of_metric_add(s->m_rejected, 1, OF_LABELS(reason));
+    of_log(client ? OF_LOG_DEBUG : OF_LOG_WARN,
+           OF_KV("component", "microhttpd", "reason", reason), "%s", buf);
 }
 
 /* --------------------------------------------------------------------- */
@@ -1067,6 +1115,12 @@ of_http_server *of_http_new(const of_http_opts *o, char *err, size_t errlen)
     s->m_inflight = of_metrics_gauge("orderflow_http_inflight",
                                      "HTTP requests accepted and not yet done",
                                      OF_NO_LABELS);
+    s->m_rejected = of_metrics_counter(
+        "orderflow_http_rejected_total",
+        "Requests and connections libmicrohttpd refused before routing "
+        "(malformed, too_large, uri_too_long, headers_too_large, "
+        "http_version, connection_limit)",
+        OF_LABELS("reason"));
     s->m_reaped = of_metrics_counter(
         "orderflow_http_slow_clients_closed_total",
         "Connections closed for taking longer than the connection timeout "
@@ -1160,7 +1214,7 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
 
     /* The logger goes first so that MHD uses it for every message. */
     s->d = MHD_start_daemon(flags, s->o.port, NULL, NULL, on_access, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                             MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->d) {
         of_seterr(err, errlen,

@@ -977,6 +977,34 @@ def test_header_floods(stack):
     assert_serving(stack)
 
 
+def test_malformed_requests_are_counted_not_logged_as_warnings(stack):
+    """SECURITY.md F9: what libmicrohttpd refuses before routing (431 header
+    floods, 414 URLs, 400 chunked garbage) is logged at debug, never warn,
+    and counted in orderflow_http_rejected_total{reason}."""
+    floods = {
+        "headers_too_large": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40 * KiB
+                              + b"\r\n\r\n", 431, 30),
+        "uri_too_long": (b"GET /" + b"a" * 40 * KiB + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, 20),
+        "malformed": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"zz\r\nabc\r\n0\r\n\r\n", 400, 20),
+    }
+    for svc in stack.all:
+        start = len(svc.log())
+        before = {reason: svc.metric("orderflow_http_rejected_total", reason=reason) for reason in floods}
+        for reason, (req, status, n) in floods.items():
+            for _ in range(n):
+                got, data, closed = raw_exchange(svc.port, req, timeout=10)
+                assert got in (status, None), (svc.name, reason, data[:200])
+        for reason, (_, _, n) in floods.items():
+            after = svc.metric("orderflow_http_rejected_total", reason=reason)
+            assert after - before[reason] >= n, (svc.name, reason, before[reason], after)
+        lines = svc.log()[start:].splitlines()
+        warned = [x for x in lines if '"level":"warn"' in x and "microhttpd" in x]
+        assert not warned, (svc.name, warned[:3])
+        assert any('"level":"debug"' in x and "microhttpd" in x for x in lines), svc.name
+    assert_serving(stack)
+
+
 # --- latency of normal payments while under abuse -----------------------------------------------
 
 

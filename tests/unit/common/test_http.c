@@ -813,6 +813,45 @@ static void test_token_valid(void **state)
     assert_true(of_http_token_valid(big));
 }
 
+static void test_mhd_message_reason(void **state)
+{
+    (void)state;
+    struct {
+        const char *msg;
+        const char *reason; /* NULL: none */
+        bool client;
+    } cases[] = {
+        {"Error processing request (HTTP response code is 431 ('Request Header "
+         "Fields Too Large')). Closing connection.", "headers_too_large", true},
+        {"Error processing request (HTTP response code is 414 ('URI Too Long')). "
+         "Closing connection.", "uri_too_long", true},
+        {"Error processing request (HTTP response code is 400 ('Bad Request')). "
+         "Closing connection.", "malformed", true},
+        {"Error processing request (HTTP response code is 413 ('x')).", "too_large", true},
+        {"Error processing request (HTTP response code is 505 ('x')).", "http_version", true},
+        {"Error processing request (HTTP response code is 500 ('x')).", NULL, false},
+        {"Server reached connection limit. Closing inbound connection.", "connection_limit", true},
+        {"Failed to parse `Content-Length' header. Closing connection.", NULL, true},
+        {"Received HTTP/1.1 request without `Host' header.", NULL, true},
+        {"Connection was closed by remote side with incomplete request.", NULL, true},
+        {"Not enough memory in pool to allocate header record!", NULL, true},
+        {"Hit process or system resource limit at 1000 connections, temporarily "
+         "suspending accept(). Consider setting a lower MHD_OPTION_CONNECTION_LIMIT.",
+         NULL, false},
+        {"Failed to create a new thread because it would have exceeded the system "
+         "limit on the number of threads or no system resources available.", NULL, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool client = !cases[i].client;
+        const char *r = of_http_mhd_message_reason(cases[i].msg, &client);
+        if (client != cases[i].client ||
+            (r == NULL) != (cases[i].reason == NULL) ||
+            (r != NULL && strcmp(r, cases[i].reason) != 0))
+            fail_msg("'%s': reason %s client %d", cases[i].msg, r ? r : "(none)",
+                     (int)client);
+    }
+}
+
 int main(void)
 {
     of_log_init("test_http", OF_LOG_ERROR);
@@ -837,6 +876,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_start, setup, teardown),
         cmocka_unit_test(test_token_valid),
+        cmocka_unit_test(test_mhd_message_reason),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -53,8 +53,9 @@ const char *of_sig_result_describe(of_sig_result r, const char *header,
 /* Short token ("missing", "malformed", "expired", "mismatch", "ok"). */
 const char *of_sig_result_str(of_sig_result r);
 
-/* Constant-time equality of two equal-length buffers; different lengths
- * compare unequal (length is not secret). */
+/* Equality of two buffers (1 equal, 0 not) in time that reveals neither
+ * where they differ nor their lengths: SHA-256 digests of both compared
+ * with CRYPTO_memcmp. For secrets such as the admin token. */
 int of_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 
 #endif

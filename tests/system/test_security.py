@@ -121,6 +121,12 @@ def test_secrets_are_compared_in_constant_time():
     assert "of_ct_equal(" in inv, "inventory's admin token check does not use of_ct_equal"
     sig = (REPO_ROOT / "common" / "src" / "of_sig.c").read_text()
     assert "CRYPTO_memcmp(mac" in sig
+    # SECURITY.md F12: of_ct_equal hides the lengths too: digests of both
+    # sides, no early return on a length mismatch.
+    body = sig[sig.index("int of_ct_equal("):]
+    body = body[:body.index("\n}\n")]
+    assert "EVP_Digest(" in body and "CRYPTO_memcmp(" in body, body
+    assert not re.search(r"alen\s*!=\s*blen|blen\s*!=\s*alen", body), body
 
 
 # --- no secrets, no personal data in logs ---------------------------------------------------

@@ -160,6 +160,19 @@ static void test_strings_and_ct_equal(void **state)
     assert_false(of_ct_equal("abc", 3, "abd", 3));
     assert_false(of_ct_equal("abc", 3, "abcd", 4));
     assert_true(of_ct_equal("", 0, "", 0));
+    /* Lengths differ in every way a guess can: prefix, extension, empty. */
+    assert_false(of_ct_equal("secret-token", 12, "secret", 6));
+    assert_false(of_ct_equal("secret", 6, "secret-token", 12));
+    assert_false(of_ct_equal("", 0, "x", 1));
+    assert_false(of_ct_equal(NULL, 0, "x", 1));
+    assert_true(of_ct_equal(NULL, 0, "", 0));
+    /* Embedded NULs count. */
+    assert_false(of_ct_equal("ab\0c", 4, "ab\0d", 4));
+    assert_true(of_ct_equal("ab\0c", 4, "ab\0c", 4));
+    char big[5000];
+    memset(big, 'k', sizeof big);
+    assert_true(of_ct_equal(big, sizeof big, big, sizeof big));
+    assert_false(of_ct_equal(big, sizeof big, big, sizeof big - 1));
 }
 
 static void test_describe_names_the_header(void **state)

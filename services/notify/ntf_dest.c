@@ -248,8 +248,13 @@ void ntf_sched_push(ntf_sched *s, ntf_dest *d, ntf_qitem *it, int64_t now_ms)
     if (!d->fixed && s->cfg.dest_max_queued > 0 &&
         d->qn >= s->cfg.dest_max_queued) {
         int64_t wait = ntf_dest_blocked(d, now_ms);
+        if (wait <= 0) {
+            int64_t limit = d->fixed ? s->cfg.chan_max_inflight
+                                     : s->cfg.dest_max_inflight;
+            wait = ((int64_t)d->qn / limit + 1) * d->avg_ms;
+        }
         s->queue_full++;
-        s->ops.defer(s->ud, d, it, wait > 0 ? wait : 0);
+        s->ops.defer(s->ud, d, it, wait);
         return;
     }
     it->next = NULL;
@@ -366,9 +371,13 @@ void ntf_sched_run(ntf_sched *s, int64_t now_ms)
 }
 
 void ntf_sched_result(ntf_sched *s, ntf_dest *d, bool failure, bool probe,
-                      int64_t now_ms)
+                      int64_t elapsed_ms, int64_t now_ms)
 {
     ntf_sched_chan *c = &s->ch[d->ch];
+    if (elapsed_ms < 0)
+        elapsed_ms = 0;
+    d->avg_ms = d->avg_ms == 0 ? elapsed_ms
+                               : d->avg_ms + (elapsed_ms - d->avg_ms) / 8;
     if (d->inflight > 0)
         d->inflight--;
     if (c->inflight > 0)

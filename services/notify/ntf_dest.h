@@ -54,6 +54,7 @@ typedef struct ntf_dest {
     ntf_channel ch;
     ntf_breaker br;
     int inflight;
+    int64_t avg_ms;   /* moving average of its request durations */
     ntf_qitem *qhead, *qtail;
     size_t qn;
     bool fixed;       /* e-mail or SMS: never forgotten */
@@ -126,7 +127,9 @@ ntf_dest *ntf_sched_dest(ntf_sched *s, ntf_channel ch, const char *url);
 
 /* Queues it at d (FIFO); when d is a webhook destination with
  * dest_max_queued waiting already, defers it at once instead (wait: the
- * rest of an open breaker's cooldown, else 0). */
+ * rest of an open breaker's cooldown, else about the time d needs for the
+ * deliveries ahead: (queued / in-flight limit + 1) x its average request
+ * duration). */
 void ntf_sched_push(ntf_sched *s, ntf_dest *d, ntf_qitem *it,
                     int64_t now_ms);
 
@@ -136,11 +139,12 @@ void ntf_sched_push(ntf_sched *s, ntf_dest *d, ntf_qitem *it,
  * and each destination's in-flight limit. */
 void ntf_sched_run(ntf_sched *s, int64_t now_ms);
 
-/* The request for an item of d finished: failure = transient failure of
- * the destination; probe = what `send` was told. Frees the slots, feeds
- * d's breaker (reporting a change) and lets d send again. */
+/* The request for an item of d finished after elapsed_ms: failure =
+ * transient failure of the destination; probe = what `send` was told.
+ * Frees the slots, feeds d's breaker (reporting a change) and its average
+ * duration, and lets d send again. */
 void ntf_sched_result(ntf_sched *s, ntf_dest *d, bool failure, bool probe,
-                      int64_t now_ms);
+                      int64_t elapsed_ms, int64_t now_ms);
 
 /* True when ntf_sched_run() would start a request right now (a channel
  * with free slots has a destination with queued items). */

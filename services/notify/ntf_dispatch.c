@@ -165,7 +165,7 @@ static void ntf_breaker_changed(void *ud, const ntf_dest *dst,
 static void ntf_forbidden(ntf_engine *e, ntf_dlv *d, int cls, int64_t now)
 {
     const char *cn = ntf_channel_name(d->ch);
-    ntf_sched_result(&e->sched, d->dest, false, d->probe, now);
+    ntf_sched_result(&e->sched, d->dest, false, d->probe, 0, now);
     d->dest = NULL;
     of_metric_set(e->m_inflight, e->sched.ch[d->ch].inflight, OF_LABELS(cn));
     of_metric_add(e->m_deliveries, 1, OF_LABELS(cn, "forbidden"));
@@ -205,7 +205,7 @@ static void ntf_on_sent(void *ud, const ntf_send_result *sr)
     of_metric_add(e->m_deliveries, 1, OF_LABELS(cn, ntf_result_name(res)));
     of_metric_observe(e->m_http, (double)sr->elapsed_us / 1e6, OF_LABELS(cn));
     ntf_sched_result(&e->sched, d->dest, res == NTF_RES_TRANSIENT, d->probe,
-                     now);
+                     sr->elapsed_us / 1000, now);
     d->dest = NULL; /* not needed any more; may be forgotten from now on */
     of_metric_set(e->m_inflight, e->sched.ch[d->ch].inflight, OF_LABELS(cn));
 

@@ -114,7 +114,7 @@ static void test_broken_destination_does_not_hold_up_others(void **state)
     ntf_sched_run(&s, 1000);
     assert_int_equal(l.nsent, 8); /* the destination's in-flight limit */
     for (int i = 0; i < 8; i++) /* connection refused, quickly */
-        ntf_sched_result(&s, bad[i].dest, true, false, 1000);
+        ntf_sched_result(&s, bad[i].dest, true, false, 0, 1000);
     ntf_sched_run(&s, 1000); /* 8 more: the window needs 4, has 8 now */
     assert_int_equal(l.opened, 1);
     assert_int_equal(ntf_sched_open(&s, NTF_CH_WEBHOOK), 1);
@@ -154,7 +154,7 @@ static void test_probe_is_a_delivery_to_that_destination(void **state)
         queue(&s, &a[i], i, NTF_CH_WEBHOOK, "https://down.example/");
     ntf_sched_run(&s, 0);
     for (int i = 0; i < 4; i++)
-        ntf_sched_result(&s, a[i].dest, true, false, 10);
+        ntf_sched_result(&s, a[i].dest, true, false, 0, 10);
     assert_int_equal(ntf_sched_open(&s, NTF_CH_WEBHOOK), 1);
     /* before the cooldown: deferred, nothing sent */
     queue(&s, &b[0], 10, NTF_CH_WEBHOOK, "https://down.example/x");
@@ -174,7 +174,7 @@ static void test_probe_is_a_delivery_to_that_destination(void **state)
     assert_int_equal(l.wait[1], 0);
     assert_int_equal(ntf_sched_open(&s, NTF_CH_WEBHOOK), 1);
     /* the probe succeeds: closed, the destination sends again */
-    ntf_sched_result(&s, more[0].dest, false, true, 30100);
+    ntf_sched_result(&s, more[0].dest, false, true, 0, 30100);
     assert_int_equal(l.closed, 1);
     assert_int_equal(ntf_sched_open(&s, NTF_CH_WEBHOOK), 0);
     item again;
@@ -206,7 +206,7 @@ static void test_inflight_limits_and_round_robin(void **state)
     assert_int_equal(l.sent[2], 11);
     assert_int_equal(l.sent[3], 21);
     assert_false(ntf_sched_can_send(&s));
-    ntf_sched_result(&s, x[0].dest, false, false, 1);
+    ntf_sched_result(&s, x[0].dest, false, false, 0, 1);
     assert_true(ntf_sched_can_send(&s));
     ntf_sched_run(&s, 1);
     assert_int_equal(l.nsent, 5);
@@ -216,7 +216,7 @@ static void test_inflight_limits_and_round_robin(void **state)
     queue(&s, &z, 30, NTF_CH_WEBHOOK, "http://z.example/");
     ntf_sched_run(&s, 2);
     assert_int_equal(l.nsent, 5);
-    ntf_sched_result(&s, y[0].dest, false, false, 3);
+    ntf_sched_result(&s, y[0].dest, false, false, 0, 3);
     ntf_sched_run(&s, 3);
     assert_int_equal(l.nsent, 6);
     assert_int_equal(s.ch[NTF_CH_WEBHOOK].inflight, 4);
@@ -251,11 +251,11 @@ static void test_lru_bounds_destinations(void **state)
     assert_int_equal(ntf_sched_tracked(&s), 3);
     /* an open breaker forgotten with its destination is no longer counted */
     for (int i = 0; i < 4; i++)
-        ntf_sched_result(&s, dd, true, false, 0);
+        ntf_sched_result(&s, dd, true, false, 0, 0);
     assert_int_equal(ntf_sched_open(&s, NTF_CH_WEBHOOK), 1);
     ntf_sched_run(&s, 0);                   /* a and c send */
-    ntf_sched_result(&s, i1.dest, false, false, 1);
-    ntf_sched_result(&s, i2.dest, false, false, 1);
+    ntf_sched_result(&s, i1.dest, false, false, 0, 1);
+    ntf_sched_result(&s, i2.dest, false, false, 0, 1);
     (void)ntf_sched_dest(&s, NTF_CH_WEBHOOK, "http://e.example/");
     (void)ntf_sched_dest(&s, NTF_CH_WEBHOOK, "http://f.example/");
     assert_int_equal(ntf_sched_tracked(&s), 2);
@@ -282,10 +282,10 @@ static void test_email_one_breaker(void **state)
     ntf_sched_run(&s, 0);
     assert_int_equal(l.nsent, 3);
     for (int i = 0; i < 3; i++)
-        ntf_sched_result(&s, m[i].dest, true, false, 0);
+        ntf_sched_result(&s, m[i].dest, true, false, 0, 0);
     ntf_sched_run(&s, 0);
     assert_int_equal(l.nsent, 5);
-    ntf_sched_result(&s, m[3].dest, true, false, 0);
+    ntf_sched_result(&s, m[3].dest, true, false, 0, 0);
     assert_int_equal(ntf_sched_open(&s, NTF_CH_EMAIL), 1);
     assert_int_equal(ntf_sched_open(&s, NTF_CH_WEBHOOK), 0);
     ntf_sched_free(&s);
@@ -314,11 +314,20 @@ static void test_queue_limit_defers_the_surplus(void **state)
     ntf_sched_run(&s, 0);
     assert_int_equal(l.nsent, 3);
     assert_int_equal(l.sent[2], 50);
+    /* it answers after 5 s: a deferral waits for the queue ahead of it,
+     * (3 queued / 2 in flight + 1) x 5 s, not 0 (which would cycle it
+     * through the first tier) */
+    ntf_sched_result(&s, slow[0].dest, false, false, 5000, 5000);
+    item more[3];
+    for (int i = 0; i < 3; i++)
+        queue(&s, &more[i], 70 + i, NTF_CH_WEBHOOK, "http://slow.example/");
+    assert_int_equal(l.ndeferred, 8);
+    assert_int_equal(l.wait[7], 10000);
     /* e-mail's queue has no such limit (one provider, the channel's) */
     item m[5];
     for (int i = 0; i < 5; i++)
         queue(&s, &m[i], 60 + i, NTF_CH_EMAIL, NULL);
-    assert_int_equal(l.ndeferred, 7);
+    assert_int_equal(l.ndeferred, 8);
     ntf_sched_free(&s);
 }
 

@@ -280,6 +280,175 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
             pass
 
 
+# --- destinations: 1,000 customers, some of whose webhooks are broken -------
+
+CUSTOMERS = 1000
+REFUSED_URL = "http://127.0.0.253:1"  # nothing listens: connection refused
+SLOW_HOST = "127.0.0.254"             # a sink answering after 5 s
+
+
+def customer_url(i: int, faulty: bool, healthy_port: int, slow_port: int, kind: str,
+                 t_ms: int) -> str:
+    """Customer i's webhook. 90 % (i % 100 < 90) are the measured customers,
+    spread over 225 destinations 127.0.0.2-226 of the healthy sink (path
+    /g/ or /h/ by phase); in the faulty run 5 % point at REFUSED_URL and
+    5 % at the slow sink, in the healthy run at the healthy sink (/x/)."""
+    c = i % CUSTOMERS
+    if c % 100 < 90:
+        return f"http://127.0.0.{2 + c % 225}:{healthy_port}/{kind}/c{c}?t={t_ms}"
+    if not faulty:
+        return f"http://127.0.0.{2 + c % 225}:{healthy_port}/x/c{c}?t={t_ms}"
+    if c % 100 < 95:
+        return f"{REFUSED_URL}/x/c{c}"
+    return f"http://{SLOW_HOST}:{slow_port}/x/c{c}"
+
+
+def dest_events(p: Producer, topic: str, first: int, n: int, url_of) -> None:
+    for i in range(first, first + n):
+        oid = f"ord_d_{i:07d}"
+        ev = str(uuid.uuid4())
+        now = int(time.time() * 1000)
+        v = {"event_id": ev, "order_id": oid, "payment_id": f"pay_{i:07d}",
+             "payment_event_id": str(uuid.uuid4()),
+             "items": [{"sku": "SKU-RED-MUG", "qty": 1, "stock_version": i + 1}],
+             "customer": {"id": f"cus_{i % CUSTOMERS}", "webhook_url": url_of(i, now)},
+             "fulfilled_at": "2026-11-22T10:00:01Z",
+             "payment_received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        hdrs = [("ce_specversion", b"1.0"), ("ce_id", ev.encode()),
+                ("ce_type", b"order.fulfilled.v1"), ("ce_source", b"/inventory"),
+                ("content-type", b"application/json")]
+        while True:
+            try:
+                p.produce(topic, key=oid, value=json.dumps(v, separators=(",", ":")), headers=hdrs)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+
+
+def run_destinations(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path,
+                     work: Path, faulty: bool, backlog: int, rate: int, seconds: int) -> dict:
+    """(d) goodput of the measured customers draining a backlog, then
+    (e) their delivery latency (sink arrival - produce time) at `rate`
+    events/s for `seconds`, with or without the broken destinations."""
+    label = "dest-faulty" if faulty else "dest-healthy"
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    topics = [f"{prefix}{t}" for t in ("order.fulfilled", "order.compensation", "notify.dlq")] + \
+             [f"{prefix}notify.retry.{i}" for i in range(1, 4)]
+    kafka.create_topics(topics, partitions=PARTITIONS)
+    db = pg.create_database()
+    healthy = Sink(sink_bin, 0)
+    slow = None
+    slow_port = 0
+    if faulty:
+        slow_port = free_port()
+        slow = subprocess.Popen([str(sink_bin), str(slow_port), "0", "5000"],
+                                stderr=subprocess.DEVNULL)
+    topic = f"{prefix}order.fulfilled"
+    measured = lambda n: sum(1 for i in range(n) if i % CUSTOMERS % 100 < 90)  # noqa: E731
+    p = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 5,
+                  "enable.idempotence": True, "acks": "all"})
+    dest_events(p, topic, 0, backlog,
+                lambda i, t: customer_url(i, faulty, healthy.port, slow_port, "g", t))
+    p.flush(60)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
+    env.update({
+        "OF_KAFKA_BROKERS": kafka.bootstrap, "OF_PG_DSN": (pg.dsn_for(db) + " " + DSN_EXTRA).strip(),
+        "OF_HTTP_PORT": str(port), "OF_TOPIC_PREFIX": prefix,
+        "OF_NOTIFY_SECRET": "bench-secret",
+        "OF_MIGRATIONS_DIR": str(REPO / "deploy" / "sql"),
+        "OF_NOTIFY_RETRY_DELAYS": "1s,5s,30s",
+        "OF_NOTIFY_WEBHOOK_ALLOW": "127.0.0.0/8",
+    })
+    env.update(EXTRA_ENV)
+    log = open(work / f"notify-{label}.log", "w")
+    proc = subprocess.Popen([str(notify)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        want_g = measured(backlog)
+        first = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            st = healthy.stats() or {}
+            g = st.get("ok_g", 0)
+            if first is None and g > 0:
+                first, first_g, busy0, cpu0 = (time.monotonic(), g, machine_busy_seconds(),
+                                               cpu_seconds(proc.pid))
+            if g >= want_g:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"notify exited with {proc.returncode}; see {log.name}")
+            time.sleep(0.1)
+        drain = time.monotonic() - first
+        goodput = (want_g - first_g) / drain
+        cpu_drain = cpu_seconds(proc.pid) - cpu0
+        busy_drain = machine_busy_seconds() - busy0
+        # (e) open loop: `rate` events/s for `seconds`
+        n = rate * seconds
+        t0 = time.monotonic()
+        for k in range(seconds * 10):
+            dest_events(p, topic, backlog + k * rate // 10, rate // 10,
+                        lambda i, t: customer_url(i, faulty, healthy.port, slow_port, "h", t))
+            p.flush(5)
+            sleep = t0 + (k + 1) / 10 - time.monotonic()
+            if sleep > 0:
+                time.sleep(sleep)
+        want_h = measured(backlog + n) - measured(backlog)
+        wait_until(lambda: (healthy.stats() or {}).get("lat_n", 0) >= want_h, timeout=300)
+        st = healthy.stats() or {}
+        metrics = ""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                metrics = r.read().decode()
+        except OSError:
+            pass
+        (work / f"metrics-{label}.txt").write_text(metrics)
+
+        def m(name: str, **labels) -> float:
+            tot = 0.0
+            for line in metrics.splitlines():
+                if (line.startswith(name + "{") or line.startswith(name + " ")) and \
+                        all(f'{k}="{v}"' in line for k, v in labels.items()):
+                    tot += float(line.rsplit(" ", 1)[1])
+            return tot
+        return {"label": label, "backlog": backlog, "measured": want_g, "goodput": goodput,
+                "drain_s": drain, "cpu_s": cpu_drain, "busy_s": busy_drain,
+                "lat_n": st.get("lat_n"), "p50": st.get("lat_p50_ms"), "p99": st.get("lat_p99_ms"),
+                "max": st.get("lat_max_ms"), "rate": rate, "seconds": seconds,
+                "opens": m("orderflow_notify_breaker_transitions_total", to="open"),
+                "deferred": m("orderflow_notify_deliveries_total", result="deferred"),
+                "tracked": m("orderflow_notify_destinations_tracked"),
+                "dlq": m("orderflow_notify_dlq_total")}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        healthy.stop()
+        if slow is not None:
+            slow.send_signal(signal.SIGTERM)
+            slow.wait(10)
+        try:
+            kafka.delete_topics(topics)
+            pg.drop_database(db)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def print_destinations(h: dict, f: dict) -> None:
+    for r in (h, f):
+        print(f"({'d' if r is h else 'e'}) {r['label']}: measured customers' goodput "
+              f"{r['goodput']:,.0f}/s ({r['measured']:,} deliveries of a {r['backlog']:,}-event "
+              f"backlog in {r['drain_s']:.1f} s; notify CPU {r['cpu_s']:.1f} s, all cores "
+              f"{r['busy_s']:.1f} s); latency at {r['rate']}/s for {r['seconds']} s: "
+              f"p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms, max {r['max']:.0f} ms "
+              f"({r['lat_n']:,} deliveries); breaker opens {r['opens']:.0f}, deferred "
+              f"{r['deferred']:,.0f}, destinations tracked {r['tracked']:.0f}, DLQ {r['dlq']:,.0f}")
+    print(f"ratio goodput healthy/faulty = {h['goodput'] / f['goodput']:.2f}  (goal <= 1.5)")
+    print(f"ratio p99 faulty/healthy = {f['p99'] / max(h['p99'], 1):.2f}  (goal <= 1.5)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=50000)
@@ -291,6 +460,13 @@ def main() -> int:
                     help="OF_NOTIFY_RETRY_DELAYS for notify (the last retries "
                          "of the failing run wait these out: a fixed tail)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    ap.add_argument("--destinations", action="store_true",
+                    help="only the isolation runs: 1,000 customers' webhooks, 5 %% to a "
+                         "destination refusing connections and 5 %% to one answering "
+                         "after 5 s, against all healthy")
+    ap.add_argument("--dest-backlog", type=int, default=40000)
+    ap.add_argument("--dest-rate", type=int, default=200)
+    ap.add_argument("--dest-seconds", type=int, default=30)
     ap.add_argument("--log-level", default="warn", help="notify's OF_LOG_LEVEL")
     ap.add_argument("--env", action="append", default=[],
                     help="extra NAME=VALUE for notify (repeatable)")
@@ -308,6 +484,18 @@ def main() -> int:
         kafka.fetch()
         kafka.start()
         pg.start()
+        if args.destinations:
+            dh = run_destinations(notify, kafka, pg, sink_bin, work, False, args.dest_backlog,
+                                  args.dest_rate, args.dest_seconds)
+            df = run_destinations(notify, kafka, pg, sink_bin, work, True, args.dest_backlog,
+                                  args.dest_rate, args.dest_seconds)
+            print_destinations(dh, df)
+            print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+            if args.keep:
+                print(f"work dir (logs): {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+            return 0
         s = Sink(sink_bin, 0)
         try:
             wrk_rate = wrk_max_rate(s, args.wrk_seconds)

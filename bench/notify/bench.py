@@ -104,6 +104,21 @@ def wrk_max_rate(sink: Sink, seconds: int) -> float:
     return float(m.group(1))
 
 
+def produce_event(p: Producer, topic: str, oid: str, v: dict) -> None:
+    """Produces one order.fulfilled outcome event with its CloudEvents
+    headers, waiting while the producer's queue is full."""
+    hdrs = [("ce_specversion", b"1.0"), ("ce_id", v["event_id"].encode()),
+            ("ce_type", b"order.fulfilled.v1"), ("ce_source", b"/inventory"),
+            ("ce_time", b"2026-11-22T10:00:01Z"), ("content-type", b"application/json")]
+    while True:
+        try:
+            p.produce(topic, key=oid, value=json.dumps(v, separators=(",", ":")), headers=hdrs)
+            break
+        except BufferError:
+            p.poll(0.05)
+    p.poll(0)
+
+
 def prefill(bootstrap: str, topic: str, n: int, webhook: str) -> float:
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
                   "queue.buffering.max.messages": 200000, "compression.type": "lz4",
@@ -119,16 +134,7 @@ def prefill(bootstrap: str, topic: str, n: int, webhook: str) -> float:
                           "phone": "+4915112345678", "webhook_url": webhook},
              "fulfilled_at": "2026-11-22T10:00:01Z",
              "payment_received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        hdrs = [("ce_specversion", b"1.0"), ("ce_id", ev.encode()),
-                ("ce_type", b"order.fulfilled.v1"), ("ce_source", b"/inventory"),
-                ("ce_time", b"2026-11-22T10:00:01Z"), ("content-type", b"application/json")]
-        while True:
-            try:
-                p.produce(topic, key=oid, value=json.dumps(v, separators=(",", ":")), headers=hdrs)
-                break
-            except BufferError:
-                p.poll(0.05)
-        p.poll(0)
+        produce_event(p, topic, oid, v)
     left = p.flush(60)
     if left:
         raise RuntimeError(f"prefill: {left} records not acknowledged")
@@ -172,6 +178,22 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def notify_env(kafka: KafkaBroker, pg: Postgres, db: str, port: int, prefix: str,
+               extra: dict[str, str]) -> dict[str, str]:
+    """notify's environment: the inherited one without OF_*, the stack's
+    settings, `extra`, then the command line's --env (EXTRA_ENV)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
+    env.update({
+        "OF_KAFKA_BROKERS": kafka.bootstrap, "OF_PG_DSN": (pg.dsn_for(db) + " " + DSN_EXTRA).strip(),
+        "OF_HTTP_PORT": str(port), "OF_TOPIC_PREFIX": prefix,
+        "OF_NOTIFY_SECRET": "bench-secret",
+        "OF_MIGRATIONS_DIR": str(REPO / "deploy" / "sql"),
+    })
+    env.update(extra)
+    env.update(EXTRA_ENV)
+    return env
+
+
 def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, fail_pct: int,
                events: int, work: Path, label: str) -> dict:
     prefix = f"b{uuid.uuid4().hex[:8]}."
@@ -192,17 +214,11 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
     try:
         t_fill = prefill(kafka.bootstrap, f"{prefix}order.fulfilled", events, f"{sink.url}/webhook")
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
-        env.update({
-            "OF_KAFKA_BROKERS": kafka.bootstrap, "OF_PG_DSN": (pg.dsn_for(db) + " " + DSN_EXTRA).strip(),
-            "OF_HTTP_PORT": str(port), "OF_TOPIC_PREFIX": prefix,
-            "OF_NOTIFY_SECRET": "bench-secret",
-            "OF_MIGRATIONS_DIR": str(REPO / "deploy" / "sql"),
+        env = notify_env(kafka, pg, db, port, prefix, {
             "OF_NOTIFY_EMAIL_URL": f"{sink.url}/email", "OF_NOTIFY_SMS_URL": f"{sink.url}/sms",
             "OF_NOTIFY_WEBHOOK_URL": f"{sink.url}/webhook",
             "OF_NOTIFY_RETRY_DELAYS": RETRY_DELAYS,
         })
-        env.update(EXTRA_ENV)
         log = open(work / f"notify-{label}.log", "w")
         t_start = time.monotonic()
         proc = subprocess.Popen([str(notify)], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -314,16 +330,7 @@ def dest_events(p: Producer, topic: str, first: int, n: int, url_of) -> None:
              "customer": {"id": f"cus_{i % CUSTOMERS}", "webhook_url": url_of(i, now)},
              "fulfilled_at": "2026-11-22T10:00:01Z",
              "payment_received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        hdrs = [("ce_specversion", b"1.0"), ("ce_id", ev.encode()),
-                ("ce_type", b"order.fulfilled.v1"), ("ce_source", b"/inventory"),
-                ("content-type", b"application/json")]
-        while True:
-            try:
-                p.produce(topic, key=oid, value=json.dumps(v, separators=(",", ":")), headers=hdrs)
-                break
-            except BufferError:
-                p.poll(0.05)
-        p.poll(0)
+        produce_event(p, topic, oid, v)
 
 
 def run_destinations(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path,
@@ -352,16 +359,10 @@ def run_destinations(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: P
                 lambda i, t: customer_url(i, faulty, healthy.port, slow_port, "g", t))
     p.flush(60)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
-    env.update({
-        "OF_KAFKA_BROKERS": kafka.bootstrap, "OF_PG_DSN": (pg.dsn_for(db) + " " + DSN_EXTRA).strip(),
-        "OF_HTTP_PORT": str(port), "OF_TOPIC_PREFIX": prefix,
-        "OF_NOTIFY_SECRET": "bench-secret",
-        "OF_MIGRATIONS_DIR": str(REPO / "deploy" / "sql"),
+    env = notify_env(kafka, pg, db, port, prefix, {
         "OF_NOTIFY_RETRY_DELAYS": "1s,5s,30s",
         "OF_NOTIFY_WEBHOOK_ALLOW": "127.0.0.0/8",
     })
-    env.update(EXTRA_ENV)
     log = open(work / f"notify-{label}.log", "w")
     proc = subprocess.Popen([str(notify)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1147,6 +1148,47 @@ of_status of_http_route(of_http_server *s, const char *method,
     return add_route(s, method, path, prefix, name, max_body, h, ud, false);
 }
 
+/* Raises the soft limit on open files to the hard limit, once per
+ * process: every connection is a descriptor, and with the common soft
+ * limit of 1024 accept() fails near 1000 connections, below the default
+ * connection limit (SECURITY.md F13). Logged; a hard limit too low for the
+ * connection limit is a warning. */
+static void raise_nofile(unsigned conn_limit)
+{
+    static atomic_bool done;
+    if (atomic_exchange(&done, true))
+        return;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            of_log(OF_LOG_WARN, NULL,
+                   "cannot raise the open-file limit (RLIMIT_NOFILE) from %llu "
+                   "to %llu: %s",
+                   (unsigned long long)before, (unsigned long long)rl.rlim_max,
+                   strerror(errno));
+            rl.rlim_cur = before;
+        } else {
+            of_log(OF_LOG_INFO, NULL,
+                   "raised the open-file limit (RLIMIT_NOFILE) from %llu to "
+                   "%llu",
+                   (unsigned long long)before, (unsigned long long)rl.rlim_cur);
+        }
+    }
+    /* Room for the connections plus what the process holds otherwise
+     * (Kafka and PostgreSQL sockets, logs, pipes). */
+    if (rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)conn_limit + 128)
+        of_log(OF_LOG_WARN, NULL,
+               "the open-file limit (RLIMIT_NOFILE) %llu is below "
+               "OF_HTTP_MAX_CONNECTIONS %u + 128: accept() will fail before "
+               "the connection limit (raise LimitNOFILE= / ulimit -n)",
+               (unsigned long long)rl.rlim_cur, conn_limit);
+}
+
 of_status of_http_start(of_http_server *s, char *err, size_t errlen)
 {
     if (!s)
@@ -1212,6 +1254,7 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
                                             (void *)sa};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
+    raise_nofile(s->o.conn_limit);
     /* The logger goes first so that MHD uses it for every message. */
     s->d = MHD_start_daemon(flags, s->o.port, NULL, NULL, on_access, s,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,

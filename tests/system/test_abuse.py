@@ -612,6 +612,34 @@ def _hold_connections(port: int, n: int, source: str) -> list[socket.socket]:
     return socks
 
 
+def _nofile_of(pid: int) -> tuple[int, int]:
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open-file limit")
+
+
+def test_services_raise_their_open_file_limit(services):
+    """SECURITY.md F13: started with a soft RLIMIT_NOFILE of 256 (below the
+    1024-connection limit), each service raises it to the hard limit at
+    start and says so; the connection limit then fits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip(f"hard open-file limit {hard}: nothing to raise to")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        started = [services.start(name, wait_ready=False)
+                   for name in ("payment-gw", "inventory", "notify")]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    for svc in started:
+        svc.wait_ready()
+        got_soft, got_hard = _nofile_of(svc.pid)
+        assert got_soft == got_hard == hard, (svc.name, got_soft, got_hard, hard)
+        assert "raised the open-file limit (RLIMIT_NOFILE) from 256 to" in svc.log(), svc.name
+
+
 HTTP_LIMIT_VARS = {
     "OF_HTTP_MAX_CONNECTIONS_PER_IP": "-1",
     "OF_HTTP_MAX_CONNECTIONS": "0",

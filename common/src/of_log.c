@@ -8,6 +8,7 @@
 #include "of_log.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -111,11 +112,15 @@ static size_t match_email(const char *s, size_t i, size_t *at)
 }
 
 /* If a phone-like run starts at s[i], returns the index just past its last
- * digit, else 0. A run is an optional '+', then digits where single spaces
- * or dashes may separate digits; it needs 7+ digits, and must stand alone:
- * not glued to letters, digits or '_' on either side, not preceded by '-'
- * or '.', not followed by '-' or '.' and a letter or digit (so ids like
- * "ord-1234567" and UUID groups are left alone). */
+ * digit, else 0. A run is an optional '+', an optional '(', then groups of
+ * digits joined by a separator: an optional ')', then at most one space,
+ * '-' or '.', then an optional '(' (so "+1 (415) 555-0143",
+ * "(0171) 4490-3386", "+44.7700.900461" and "0151-1234567" are runs). It
+ * needs 7+ digits, and must stand alone: not glued to letters, digits or
+ * '_' on either side, not preceded by '-' or '.', not followed by '-' or
+ * '.' and a letter or digit (so ids like "ord-1234567" and UUID groups are
+ * left alone). Runs joined only by dots must have two dots or a '+' and not
+ * be an IPv4 address (so "1234.5678" and "192.168.100.200" are left alone). */
 static size_t match_phone(const char *s, size_t i)
 {
     if (i > 0) {
@@ -123,20 +128,48 @@ static size_t match_phone(const char *s, size_t i)
         if (isalnum(prev) || prev == '_' || prev == '-' || prev == '.')
             return 0;
     }
-    size_t j = i, digits = 0, end = 0;
-    if (s[j] == '+')
+    size_t j = i, digits = 0, end = 0, groups = 0, longest = 0;
+    size_t dots = 0, others = 0;
+    bool plus = false;
+    if (s[j] == '+') {
+        plus = true;
         j++;
+    }
+    if (s[j] == '(') {
+        others++;
+        j++;
+    }
     while (isdigit((unsigned char)s[j])) {
+        size_t g = 0;
         while (isdigit((unsigned char)s[j])) {
             digits++;
+            g++;
             j++;
         }
+        groups++;
+        longest = g > longest ? g : longest;
         end = j;
-        if ((s[j] == ' ' || s[j] == '-') && isdigit((unsigned char)s[j + 1]))
-            j++;
+        size_t k = j, kdots = 0, kothers = 0;
+        if (s[k] == ')')
+            k++, kothers++;
+        if (s[k] == ' ' || s[k] == '-' || s[k] == '.') {
+            kdots += s[k] == '.';
+            kothers += s[k] != '.';
+            k++;
+        }
+        if (s[k] == '(')
+            k++, kothers++;
+        if (k == j || !isdigit((unsigned char)s[k]))
+            break;
+        dots += kdots;
+        others += kothers;
+        j = k;
     }
     if (digits < 7)
         return 0;
+    if (others == 0 && dots > 0 && !plus &&
+        (dots < 2 || (groups == 4 && longest <= 3)))
+        return 0; /* a decimal number or an IPv4 address */
     unsigned char next = (unsigned char)s[end];
     if (isalnum(next) || next == '_')
         return 0;
@@ -177,7 +210,8 @@ size_t of_log_scrub(const char *in, char *out, size_t outlen)
             ob_put(&o, "***", 3);
             ob_put(&o, in + at, end - at);
             i = end;
-        } else if ((c == '+' || isdigit(c)) && (end = match_phone(in, i))) {
+        } else if ((c == '+' || c == '(' || isdigit(c)) &&
+                   (end = match_phone(in, i))) {
             put_masked_digits(&o, in, i, end);
             i = end;
         } else {

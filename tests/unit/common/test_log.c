@@ -244,6 +244,18 @@ static void test_scrub_rules(void **state)
         {"call 01511234567.", "call *********67."},
         {"4bf92f3577b34da6a3ce929d0e0e4736", "4bf92f3577b34da6a3ce929d0e0e4736"},
         {"2026-11-22T10:00:00Z", "2026-11-22T10:00:00Z"},
+        /* SECURITY.md F15: dots and parentheses separate digits too */
+        {"tel +44.7700.900461", "tel +**.****.****61"},
+        {"call (0171) 4490-3386 now", "call (****) ****-**86 now"},
+        {"+1 (415) 555-0143", "+* (***) ***-**43"},
+        {"x 030.1234.5678.", "x ***.****.**78."},
+        {"(030)12345678", "(***)******78"},
+        {"+49(0)171 2345678", "+**(*)*** *****78"},
+        /* ... but decimal numbers and IPv4 addresses are not phones */
+        {"took 1234.5678 ms", "took 1234.5678 ms"},
+        {"peer 192.168.100.200:9092", "peer 192.168.100.200:9092"},
+        {"v1.2.3", "v1.2.3"},
+        {"(12) 34", "(12) 34"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = of_log_scrub(cases[i].in, out, sizeof out);

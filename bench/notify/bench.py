@@ -218,6 +218,8 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
             "OF_NOTIFY_EMAIL_URL": f"{sink.url}/email", "OF_NOTIFY_SMS_URL": f"{sink.url}/sms",
             "OF_NOTIFY_WEBHOOK_URL": f"{sink.url}/webhook",
             "OF_NOTIFY_RETRY_DELAYS": RETRY_DELAYS,
+            # the events' customer.webhook_url is the loopback sink
+            "OF_NOTIFY_WEBHOOK_ALLOW": "127.0.0.1/32",
         })
         log = open(work / f"notify-{label}.log", "w")
         t_start = time.monotonic()

@@ -76,7 +76,7 @@ int inv_http_parse_wait(const char *s, int64_t *ms)
     if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < 0)
         return -1;
     if (v > WAIT_MAX_MS / 1000.0)
-        v = WAIT_MAX_MS / 1000.0;
+        return -2; /* a 400, not silently shortened (contract section 10) */
     *ms = (int64_t)(v * 1000.0);
     return 0;
 }
@@ -261,7 +261,14 @@ static void h_order_get(of_http_req *req, void *ud)
     const char *oid = of_http_req_tail(req);
     int64_t wait_ms = 0;
     const char *wq = of_http_req_query(req, "wait");
-    if (wq != NULL && inv_http_parse_wait(wq, &wait_ms) != 0) {
+    int wrc = wq != NULL ? inv_http_parse_wait(wq, &wait_ms) : 0;
+    if (wrc == -2) {
+        respond_field_error(req, "wait",
+                            "wait must be at most 30 seconds; poll again for "
+                            "longer waits");
+        return;
+    }
+    if (wrc != 0) {
         respond_field_error(req, "wait", "wait must be a number of seconds (0..30)");
         return;
     }

@@ -6,7 +6,7 @@
  *                                (constant-time compare); 200 new row, 400,
  *                                401 (with WWW-Authenticate: Bearer)
  *   GET /v1/orders/{order_id}    200 the order's outcome, 404 until it has
- *                                one; ?wait=<s> (0..30, larger is clamped)
+ *                                one; ?wait=<s> (0..30, larger is a 400)
  *                                long-polls without holding an HTTP thread:
  *                                the request is suspended and a waiter
  *                                thread answers it when the order appears
@@ -42,8 +42,9 @@ void inv_http_quiesce(inv_http *h);
  * the server (draining for up to drain_ms) and frees h. NULL-safe. */
 void inv_http_stop(inv_http *h, int drain_ms);
 
-/* Parses a ?wait= value: seconds, integer or decimal, >= 0; values above
- * 30 are clamped to 30. Returns 0 and sets *ms, or -1 when malformed. */
+/* Parses a ?wait= value: seconds, integer or decimal, 0..30. Returns 0
+ * and sets *ms; -1 when malformed; -2 when above 30 (answered 400, never
+ * silently shortened). */
 int inv_http_parse_wait(const char *s, int64_t *ms);
 
 /* Extracts the token of an "Authorization: Bearer <token>" value (scheme

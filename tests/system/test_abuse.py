@@ -925,7 +925,7 @@ def test_header_floods(stack):
         "inventory": (stack.inv.port, f"PUT /v1/stock/{SKU}"),
         "notify": (stack.ntf.port, "GET /v1/deliveries?order_id=o"),
     }
-    # name -> (extra header bytes, too big for the 64 KiB per-connection
+    # name -> (extra header bytes, too big for the 32 KiB per-connection
     # memory: must be refused (431) or closed)
     floods = {
         "20k headers": (b"".join(b"X-H%d: v\r\n" % i for i in range(20_000)), True),

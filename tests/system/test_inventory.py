@@ -603,6 +603,15 @@ def test_order_status_long_poll(kafka, ns, inv):
     assert inv.get(f"/v1/orders/{p['order_id']}", params={"wait": "1"}).status_code == 404
     assert time.monotonic() - t0 >= 0.9
     assert inv.get(f"/v1/orders/{p['order_id']}", params={"wait": "soon"}).status_code == 400
+    # Above the maximum (30 s): a 400 naming wait, not a wait silently cut
+    # to 30 s and then a 404 (issue 15 defect 10).
+    for wait in ("31", "30.5", "3600"):
+        r = inv.get(f"/v1/orders/{p['order_id']}", params={"wait": wait}, timeout=40)
+        assert r.status_code == 400, (wait, r.status_code, r.text)
+        assert r.headers["Content-Type"].startswith("application/problem+json")
+        doc = r.json()
+        assert doc["status"] == 400 and [e["field"] for e in doc["errors"]] == ["wait"], doc
+        assert "at most 30" in doc["errors"][0]["message"], doc
 
     result = {}
 

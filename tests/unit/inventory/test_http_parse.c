@@ -21,8 +21,16 @@ static void test_wait(void **state)
     assert_int_equal(ms, 0);
     assert_int_equal(inv_http_parse_wait("0.5", &ms), 0);
     assert_int_equal(ms, 500);
-    assert_int_equal(inv_http_parse_wait("31", &ms), 0);
+    assert_int_equal(inv_http_parse_wait("30", &ms), 0);
     assert_int_equal(ms, 30000);
+    assert_int_equal(inv_http_parse_wait("30.0", &ms), 0);
+    assert_int_equal(ms, 30000);
+    /* Above the maximum: an error, not clamped (issue 15 defect 10). */
+    ms = -1;
+    assert_int_equal(inv_http_parse_wait("31", &ms), -2);
+    assert_int_equal(inv_http_parse_wait("30.001", &ms), -2);
+    assert_int_equal(inv_http_parse_wait("99999999999999999999", &ms), -2);
+    assert_int_equal(ms, -1);
     assert_int_equal(inv_http_parse_wait("1e9", &ms), -1);
     assert_int_equal(inv_http_parse_wait("-1", &ms), -1);
     assert_int_equal(inv_http_parse_wait("", &ms), -1);

@@ -85,31 +85,35 @@ static int drain_notifies(PGconn *c)
     return n;
 }
 
-/* Sleeps up to ms, waking early on stop or, when pg has a session, on a
- * NOTIFY. A session that ends meanwhile (the server closed it) is dropped
- * at once, so the leader gauge falls without waiting for the next round. */
-static void relay_wait(inv_relay *r, of_pg *pg, int ms)
+/* Sleeps up to ms, waking early on stop and, when `notify` is set, on a
+ * NOTIFY. While pg has a session its socket is watched either way: a
+ * session the server ends meanwhile is dropped at once, so the leader
+ * gauge falls without waiting for the next round. */
+static void relay_wait(inv_relay *r, of_pg *pg, bool notify, int ms)
 {
-    struct pollfd fds[2] = {{r->wake[0], POLLIN, 0}, {-1, POLLIN, 0}};
-    if (atomic_load(&r->stop))
-        return;
+    int64_t deadline = of_mono_ms() + ms;
     char e[256];
-    PGconn *c = pg != NULL && of_pg_session(pg) != 0 ? of_pg_conn(pg, e, sizeof e)
-                                                     : NULL;
-    if (c != NULL) {
-        if (PQconsumeInput(c) != 1 || PQstatus(c) != CONNECTION_OK) {
-            of_pg_reset(pg);
+    for (;;) {
+        if (atomic_load(&r->stop))
             return;
+        PGconn *c = of_pg_session(pg) != 0 ? of_pg_conn(pg, e, sizeof e) : NULL;
+        if (c != NULL) {
+            if (PQconsumeInput(c) != 1 || PQstatus(c) != CONNECTION_OK) {
+                of_pg_reset(pg);
+                return;
+            }
+            if (drain_notifies(c) > 0 && notify)
+                return;
         }
-        if (drain_notifies(c) > 0)
+        int64_t left = deadline - of_mono_ms();
+        if (left <= 0)
             return;
-        fds[1].fd = PQsocket(c);
-    }
-    if (poll(fds, 2, ms) > 0 && c != NULL && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-        if (PQconsumeInput(c) != 1 || PQstatus(c) != CONNECTION_OK)
-            of_pg_reset(pg);
-        else
-            drain_notifies(c);
+        struct pollfd fds[2] = {{r->wake[0], POLLIN, 0},
+                                {c != NULL ? PQsocket(c) : -1, POLLIN, 0}};
+        if (poll(fds, 2, (int)left) <= 0)
+            return; /* the time is up (or an interrupted poll: go on) */
+        if (fds[0].revents != 0)
+            return; /* stop */
     }
 }
 
@@ -406,11 +410,11 @@ static void show_leadership(bool *shown, bool now, const char *why)
  * just found its session gone must not leave the gauge at 1 while it
  * backs off). */
 static void relay_sleep(inv_relay *r, of_pg *pg, const inv_lead *lead, bool *shown,
-                        bool watch, int ms)
+                        bool notify, int ms)
 {
     show_leadership(shown, inv_lead_is_leader(lead, of_pg_session(pg)),
                     "its PostgreSQL session ended");
-    relay_wait(r, watch ? pg : NULL, ms);
+    relay_wait(r, pg, notify, ms);
 }
 
 static void *relay_main(void *arg)

@@ -151,6 +151,19 @@ bool of_kafka_consumer_ready(of_kafka_consumer *c);
  * orderflow_kafka_consumer_lag{group,topic,partition}. */
 int64_t of_kafka_consumer_lag(of_kafka_consumer *c);
 
+/* The lag of one partition from an entry of the "partitions" object of
+ * librdkafka's statistics JSON (a cJSON object, typed void * so this
+ * header does not pull in cJSON): the records between where the group
+ * stands and the partition's end (ls_offset, else hi_offset). Where the
+ * group stands: its committed offset; without one (a partition that has
+ * never committed, such as a retry tier whose first record is held),
+ * the offset stored for the next commit, else the low watermark, where a
+ * restart would begin (auto.offset.reset=earliest). Not the consumer's
+ * position: records fetched and held in memory (a waiting retry) are not
+ * done, and must not read as lag 0. Returns -1 when unknown (no end or
+ * no low watermark yet). Pure. */
+long long of_kafka_stats_partition_lag(const void *partition);
+
 rd_kafka_t *of_kafka_consumer_handle(of_kafka_consumer *c);
 
 /* Commits stored offsets, leaves the group (rd_kafka_consumer_close) and

@@ -785,6 +785,29 @@ static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason,
            "kafka consumer error: %s", reason);
 }
 
+static long long stats_offset(const cJSON *pt, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(pt, name);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (long long)v->valuedouble
+                                                     : -1;
+}
+
+long long of_kafka_stats_partition_lag(const void *partition)
+{
+    const cJSON *pt = partition;
+    long long end = stats_offset(pt, "ls_offset");
+    if (end < 0)
+        end = stats_offset(pt, "hi_offset");
+    long long at = stats_offset(pt, "committed_offset");
+    if (at < 0)
+        at = stats_offset(pt, "stored_offset");
+    if (at < 0)
+        at = stats_offset(pt, "lo_offset");
+    if (end < 0 || at < 0)
+        return -1;
+    return end > at ? end - at : 0;
+}
+
 static int consumer_stats_cb(rd_kafka_t *rk, char *json, size_t json_len,
                              void *opaque)
 {
@@ -808,17 +831,18 @@ static int consumer_stats_cb(rd_kafka_t *rk, char *json, size_t json_len,
             const cJSON *pid = cJSON_GetObjectItemCaseSensitive(pt, "partition");
             const cJSON *desired =
                 cJSON_GetObjectItemCaseSensitive(pt, "desired");
-            const cJSON *lag =
-                cJSON_GetObjectItemCaseSensitive(pt, "consumer_lag");
+            /* Every assigned partition, committed or not (issue 15
+             * defect 8: librdkafka's consumer_lag is -1 until the first
+             * commit, which hid held retries). */
+            long long lag = of_kafka_stats_partition_lag(pt);
             if (!cJSON_IsNumber(pid) || pid->valuedouble < 0 ||
-                !cJSON_IsTrue(desired) || !cJSON_IsNumber(lag) ||
-                lag->valuedouble < 0)
+                !cJSON_IsTrue(desired) || lag < 0)
                 continue;
             char pbuf[16];
             snprintf(pbuf, sizeof pbuf, "%d", (int)pid->valuedouble);
-            of_metric_set(c->m_lag, lag->valuedouble,
+            of_metric_set(c->m_lag, (double)lag,
                           OF_LABELS(c->group, t->string, pbuf));
-            sum += (long long)lag->valuedouble;
+            sum += lag;
             known = true;
         }
     }
@@ -933,7 +957,8 @@ of_kafka_consumer *of_kafka_consumer_new(const of_kafka_consumer_opts *o,
     atomic_store(&c->lag, -1);
     c->m_lag = of_metrics_gauge("orderflow_kafka_consumer_lag",
                                 "Records behind the partition end, per "
-                                "assigned partition (from statistics)",
+                                "assigned partition (from statistics; from "
+                                "the low watermark before a first commit)",
                                 OF_LABELS("group", "topic", "partition"));
 
     char num[32];

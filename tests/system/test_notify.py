@@ -443,3 +443,29 @@ def test_pipeline_e2e_latency_from_payment_received_at(kafka, ns, sink, services
     for svc in (gw, inv, ntf):
         warns = [ln for ln in svc.log().splitlines() if "CONFWARN" in ln]
         assert not warns, f"{svc.name}: {warns}"
+
+
+def test_held_retry_on_a_never_committed_partition_shows_as_lag(kafka, ns, sink, services):
+    """Issue 15 defect 8: a delivery held in a retry tier whose partition
+    has never committed (the tier's first record) used to show lag 0 in
+    orderflow_kafka_consumer_lag (librdkafka's consumer_lag is -1 before a
+    first commit). Now every assigned partition reports its lag, from the
+    low watermark until the first commit: the held record counts."""
+    svc = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": "",
+                                        "OF_NOTIFY_RETRY_DELAYS": "60s,60s,60s"})
+    sink.respond("/email", [500])
+    v = outcome()
+    produce_outcome(kafka, ns, v)
+    sink.wait_for(1, timeout=30)
+    tier = ns.topic("notify.retry.1")
+    kafka.read_all(tier, timeout=10, min_count=1)  # the retry record is there
+    wait_until(lambda: metric(svc, "orderflow_notify_held_records") == 1, timeout=20,
+               message="the retry to be held")
+    wait_until(lambda: metric(svc, "orderflow_kafka_consumer_lag", topic=tier) == 1, timeout=20,
+               message=f"lag 1 on {tier}")
+    # Every assigned partition of the tier has a series, not only the one
+    # with the record.
+    series = [ln for ln in svc.metrics().splitlines()
+              if ln.startswith("orderflow_kafka_consumer_lag{") and f'topic="{tier}"' in ln]
+    assert len(series) == 3, series
+    assert len(sink.requests()) == 1  # still waiting: not delivered yet

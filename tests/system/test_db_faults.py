@@ -28,12 +28,15 @@ RELIABILITY.md):
 And two tests of what a database fault does to the rest of inventory:
   the outbox relay's fencing: two instances, the backend holding the relay
          lock terminated every 1.5 s under load (defect 2, suspected 5);
+         and a leader frozen (SIGSTOP) with rows in flight while its
+         backend is terminated: the standby republishes exactly those rows,
+         the thawed leader publishes nothing (suspected 5, slow);
   one DLQ record per poison record when the partition is revoked between
          the DLQ publish and the offset store (suspected 6; a test hook
          holds the worker in that window).
 
 The quick ones run in the normal pass; those marked slow (terminate loop,
-max_connections, disk full, the rebalance) in the ASan pass only. Each
+max_connections, disk full, the frozen leader, the rebalance) in the ASan pass only. Each
 prints its figures (payments, faults injected, lost, dead-lettered,
 duplicate outcome ids) for docs/RELIABILITY.md.
 """
@@ -634,3 +637,80 @@ def test_dlq_once_when_revoked_between_dlq_and_store(request, tmp_path, kafka, p
             "the revoke was not inside the window: the test proves nothing"
         assert len(dlq) == 1, [d.headers for d in dlq]
         assert committed.get(0, -1) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_relay_stalled_leader_republished_rows_are_the_ones_in_flight(request, tmp_path, kafka,
+                                                                      pg, capsys):
+    """Suspected 5 of issue 13, deterministically: the leader publishes a
+    burst and is frozen (SIGSTOP) before its next round deletes those rows;
+    its backend is terminated, so the standby takes the lock and publishes
+    the rows still in the outbox again. Those republished rows must be
+    exactly the ones in flight (delivered, not yet deleted) at that moment,
+    and once thawed the old leader must publish nothing (fenced: its
+    session is gone). Then 20 payments without faults: no repeat."""
+    with _stack(request, tmp_path, kafka, pg) as stack:
+        gw = stack.services.start("payment-gw")
+        a = stack.services.start("inventory")
+        wait_until(lambda: a.metric("orderflow_inventory_outbox_relay_leader") == 1,
+                   timeout=30, message="A leads")
+        b = stack.services.start("inventory")
+        rng = random.Random(9)
+        cat = make_catalogue(rng, 100, n_skus=8)
+        stack.set_stock(cat.stock)
+        payments = make_payments(rng, 100, cat, uuid.uuid4().hex[:6], unknown_ratio=0.0)
+        driver = PaymentDriver(gw.url, workers=16)
+        in_flight = 0
+        used = 0
+        try:
+            # The leader deletes a round's rows in its next round (the next
+            # NOTIFY, or 1 s later): freeze it in between. A few tries.
+            for attempt in range(5):
+                burst = payments[used:used + 10]
+                used += 10
+                before = a.metric("orderflow_inventory_outbox_published_total")
+                driver.run(burst, 50.0, phase="1-burst")
+                assert driver.drain(30)
+                wait_until(lambda: a.metric("orderflow_inventory_outbox_published_total")
+                           >= before + len(burst), timeout=30, interval=0.02,
+                           message="A published the burst")
+                pub_at_freeze = a.metric("orderflow_inventory_outbox_published_total")
+                a.pause()
+                in_flight = stack.query("SELECT count(*) FROM outbox")[0][0]
+                if in_flight > 0:
+                    break
+                a.resume()
+                time.sleep(1.5)
+            assert in_flight > 0, "never froze the leader with rows in flight"
+            pid = _relay_lock_holder(stack)
+            stack.pg.query("postgres", "SELECT pg_terminate_backend(%s)", (pid,))
+            wait_until(lambda: b.metric("orderflow_inventory_outbox_relay_leader") == 1,
+                       timeout=30, message="B takes over")
+            wait_until(lambda: stack.query("SELECT count(*) FROM outbox")[0][0] == 0,
+                       timeout=30, message="B published the rows left")
+            a.resume()
+            wait_until(lambda: a.metric("orderflow_inventory_outbox_relay_leader") == 0,
+                       timeout=30, message="A knows it no longer leads")
+            first = payments[:used]
+            got = _wait_published(stack, [p["order_id"] for p in first])
+            republished = sum(len(v) - len(set(v)) for v in got.values())
+
+            after = payments[used:used + 20]
+            driver.run(after, 20.0, phase="2-after")
+            assert driver.drain(30)
+            got = _wait_published(stack, [p["order_id"] for p in after])
+            dup_after = sum(len(got[p["order_id"]]) - 1 for p in after)
+            a_published_after = a.metric("orderflow_inventory_outbox_published_total")
+            verify = run_verify(stack)
+            _say(capsys, f"\n  FIGURES stalled leader: rows in flight when frozen {in_flight}, "
+                         f"republished by the standby {republished}, duplicates among 20 later "
+                         f"payments {dup_after}, old leader published after the thaw "
+                         f"{a_published_after - pub_at_freeze:g}, tries {attempt + 1}")
+            assert republished == in_flight, "republished rows other than the ones in flight"
+            assert dup_after == 0
+            assert a_published_after == pub_at_freeze, "the fenced leader published"
+            assert verify["rc"] == 0, verify["stdout"] + verify["stderr"]
+        finally:
+            a.resume()
+            driver.close()

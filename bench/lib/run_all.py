@@ -6,6 +6,7 @@ the latency percentiles. Never fails on a figure."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -28,10 +29,10 @@ BIN = BUILD / "bin"
 
 def sizes(quick: bool) -> dict:
     if quick:
-        return {"gw": ["--duration", "5", "--warmup", "2"],
+        return {"gw": ["--duration", "5", "--warmup", "2", "--rounds", "3"],
                 "inventory": ["--payments", "10000", "--pgbench-seconds", "5"],
                 "notify": ["--events", "5000", "--wrk-seconds", "3"]}
-    return {"gw": ["--duration", "15", "--warmup", "3"],
+    return {"gw": ["--duration", "15", "--warmup", "3", "--rounds", "3"],
             "inventory": ["--payments", "100000", "--pgbench-seconds", "15"],
             "notify": ["--events", "50000", "--wrk-seconds", "10"]}
 
@@ -51,19 +52,31 @@ def env_no_of() -> dict:
 
 
 def bench_gw(args: list[str]) -> dict:
+    """bench/gw/run.py: the null handler, payment-gw and its Go peer in
+    interleaved rounds; figures from its RESULT_JSON line."""
     rc, out = run_streaming([PY, str(ROOT / "bench/gw/run.py"), "--build-dir", str(BUILD), *args],
-                            "gw", 420, env_no_of())
-    r = {"exit": rc,
-         "null_rps": grab(r"\(a\) null MHD handler\s*:\s*([\d.]+) req/s", out),
-         "gw_rps": grab(r"\(b\) payment-gw\+Kafka\s*:\s*([\d.]+) req/s", out),
-         "ratio": grab(r"ratio \(b\)/\(a\)\s*:\s*([\d.]+) \(median", out),
-         "gw_p99_ms": grab(r"p99 latency \(b\)\s*:\s*([\d.]+) ms", out),
-         "rss_mib": grab(r"payment-gw RSS peak\s*:\s*([\d.]+) MiB", out),
-         "mean_ack_ms": grab(r"mean ack latency ([\d.]+) ms", out)}
-    for side in ("a", "b"):
-        for key, rx in (("busy_pct", r"\(([\d.]+) %\)"), ("server_us", r"per request: server ([\d.]+) us"),
-                        ("kafka_us", r"Kafka ([\d.]+) us"), ("all_us", r"all ([\d.]+) us")):
-            r[f"cpu_{side}_{key}"] = grab(rf"CPU \({side}\): .*?{rx}", out)
+                            "gw", 900, env_no_of())
+    r: dict = {"exit": rc}
+    line = next((ln for ln in reversed(out.splitlines()) if ln.startswith("RESULT_JSON ")), None)
+    if line is None:
+        r["error"] = f"exit {rc}; " + " / ".join(out.strip().splitlines()[-3:])[-300:]
+        return r
+    res = json.loads(line[len("RESULT_JSON "):])
+    srv = {k: v["summary"] for k, v in res.get("servers", {}).items()}
+    c, go, null = srv.get("c", {}), srv.get("go", {}), srv.get("null", {})
+    r.update({"rounds": res.get("rounds"), "load_start": res.get("load_start"),
+              "load_end": res.get("load_end"),
+              "null_rps": null.get("rps"), "gw_rps": c.get("accepted_per_s"),
+              "ratio": res.get("null_ratio"), "gw_p99_ms": c.get("p99_ms"),
+              "gw_p50_ms": c.get("p50_ms"), "rss_mib": c.get("rss_mib"),
+              "gw_cpu_us": c.get("server_us"), "gw_kafka_us": c.get("kafka_us"),
+              "gw_cores": c.get("server_cores"), "mean_ack_ms": c.get("mean_ack_ms"),
+              "go_rps": go.get("accepted_per_s"), "go_p99_ms": go.get("p99_ms"),
+              "go_p50_ms": go.get("p50_ms"), "go_rss_mib": go.get("rss_mib"),
+              "go_cpu_us": go.get("server_us"), "go_kafka_us": go.get("kafka_us"),
+              "go_cores": go.get("server_cores"),
+              "c_vs_go": res.get("c_vs_go"), "go_skipped": res.get("go_skipped"),
+              "raw": res})
     if r["gw_rps"] is None:
         r["error"] = f"exit {rc}; " + " / ".join(out.strip().splitlines()[-3:])[-300:]
     return r
@@ -135,8 +148,31 @@ def figures(res: dict) -> list[dict]:
             return f"{name} not run ({part['skipped']})"
         return None
 
-    r = ratio(gw.get("gw_rps"), gw.get("null_rps"))
-    figs.append({"figure": "payment-gw accepted payments/s (64 conns, Kafka acks)",
+    cg = gw.get("c_vs_go") or {}
+    gnote = why(gw, "bench/gw")
+    if gnote is None and gw.get("go_skipped"):
+        gnote = f"Go peer not run: {gw['go_skipped']}"
+    if gnote is None and gw.get("rounds"):
+        gnote = (f"median of {gw['rounds']} interleaved pairs (ratio = median of the pairs' "
+                 f"ratios), same broker and producer settings; load average "
+                 f"{gw.get('load_start')} at the start, {gw.get('load_end')} at the end")
+    for label, val, base, key, goal, le, unit, digits in (
+            ("payment-gw accepted payments/s (64 conns, Kafka acks)", gw.get("gw_rps"),
+             gw.get("go_rps"), "rate", 1.4, False, "/s", 0),
+            ("payment-gw CPU per accepted payment", gw.get("gw_cpu_us"), gw.get("go_cpu_us"),
+             "cpu_per_payment", 0.4, True, "us", 1),
+            ("payment-gw p99 latency at 64 connections", gw.get("gw_p99_ms"),
+             gw.get("go_p99_ms"), "p99", 1.0, True, "ms", 1),
+            ("payment-gw peak RSS in bench/gw", gw.get("rss_mib"), gw.get("go_rss_mib"), "rss",
+             1.0, True, "MiB", 1)):
+        r = cg.get(key)
+        figs.append({"figure": label, "value": val, "baseline": base, "unit": unit,
+                     "digits": digits, "baseline_label": "Go peer", "ratio": r,
+                     "goal": f"{'<=' if le else '>='} {goal}",
+                     "met": None if r is None else (r <= goal if le else r >= goal),
+                     "note": gnote if label.startswith("payment-gw accepted") else None})
+    r = gw.get("ratio")
+    figs.append({"figure": "payment-gw accepted payments/s vs a null handler",
                  "value": gw.get("gw_rps"), "baseline": gw.get("null_rps"), "unit": "/s",
                  "baseline_label": "null MHD handler", "ratio": r, "goal": ">= 0.6",
                  "met": None if r is None else r >= 0.6, "note": why(gw, "bench/gw")})

@@ -29,6 +29,8 @@ CONTRACT_VARS = {
     "OF_ALLOW_UNSIGNED", "OF_ADMIN_TOKEN", "OF_NOTIFY_SECRET", "OF_NOTIFY_EMAIL_URL",
     "OF_NOTIFY_SMS_URL", "OF_NOTIFY_WEBHOOK_URL", "OF_NOTIFY_RETRY_DELAYS", "OF_TOPIC_PARTITIONS",
 }
+# Section 10's additions (2026-12-06).
+CONTRACT_VARS_10 = {"OF_NOTIFY_WEBHOOK_ALLOW", "OF_GW_SIGNATURE_HEADER"}
 # orderflow's documented extensions: topic/group prefix, where the services find
 # their migrations, the URLs ofctl talks to, and the demo-stock switch of
 # make up / the compose seed job.
@@ -244,7 +246,7 @@ def test_start_order(compose):
 def test_only_documented_of_vars(compose):
     text = COMPOSE.read_text()
     used = set(re.findall(r"\bOF_[A-Z_]+\b", text))
-    undocumented = used - CONTRACT_VARS - EXTENSION_VARS
+    undocumented = used - CONTRACT_VARS - CONTRACT_VARS_10 - EXTENSION_VARS
     assert not undocumented, f"undocumented variables in docker-compose.yml: {sorted(undocumented)}"
     for name in SERVICE_PORTS:
         env = _env(compose["services"][name])

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 
@@ -74,6 +74,8 @@ class Sink:
                                   headers={k.lower(): v for k, v in self.headers.items()},
                                   body=body, json=parsed, time=time.time())
                 step = sink._next_step(url.path)
+                if callable(step):
+                    step = step(req)
                 if isinstance(step, dict):
                     status = int(step.get("status", 200))
                     delay = float(step.get("delay", 0))
@@ -140,7 +142,9 @@ class Sink:
         with self._lock:
             self._scripts.append(_Script(path_prefix, list(statuses)))
 
-    def set_default(self, status: int | dict) -> None:
+    def set_default(self, status: int | dict | Callable[[SinkRequest], int | dict]) -> None:
+        """The answer when no script applies: a status, a step dict, or a
+        function of the request returning either."""
         with self._lock:
             self._default = status
 

@@ -75,7 +75,7 @@ void of_config_usage(const of_cfg_entry *table, size_t n, void *f);
  * sets *n, or OF_EFATAL with err naming the bad item. Each item must be
  * > 0. */
 of_status of_config_parse_durations(const char *s, int64_t *out, size_t max,
-                                    size_t *n, char *err, size_t errlen);
+                                    size_t *n, char *err, size_t errlen) OF_MUST_CHECK;
 
 /* Parses one duration ("250ms", "5s", "2m", "1h", or bare ms). Returns 0
  * and sets *ms, or -1. */
@@ -85,12 +85,12 @@ int of_config_parse_duration(const char *s, int64_t *ms);
  * rd_kafka_conf_t *, typed void * so this header does not pull in
  * librdkafka). Returns OF_OK, or OF_EFATAL with err naming the variable
  * and librdkafka's complaint. */
-of_status of_config_apply_rdkafka_env(void *conf, char *err, size_t errlen);
+of_status of_config_apply_rdkafka_env(void *conf, char *err, size_t errlen) OF_MUST_CHECK;
 
 /* Checks every OF_RDKAFKA_* variable against a scratch configuration, so
  * that a bad one stops the process at start (exit 2) before it does
  * anything else. Same result and message as of_config_apply_rdkafka_env. */
-of_status of_config_check_rdkafka_env(char *err, size_t errlen);
+of_status of_config_check_rdkafka_env(char *err, size_t errlen) OF_MUST_CHECK;
 
 /* Writes "<prefix><base>" into out (e.g. topic or group names under
  * OF_TOPIC_PREFIX). Returns out. */

@@ -81,7 +81,7 @@ of_http_server *of_http_new(const of_http_opts *o, char *err, size_t errlen);
  * of_http_start. Returns OF_OK or OF_EFATAL (too many routes). */
 of_status of_http_route(of_http_server *s, const char *method,
                         const char *path, bool prefix, const char *name,
-                        size_t max_body, of_http_handler h, void *ud);
+                        size_t max_body, of_http_handler h, void *ud) OF_MUST_CHECK;
 
 /* Starts listening. OF_EFATAL + err (e.g. port in use) on failure. */
 of_status of_http_start(of_http_server *s, char *err, size_t errlen)

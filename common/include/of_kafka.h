@@ -63,7 +63,7 @@ of_status of_kafka_produce(of_kafka_producer *p, const char *topic,
                            int32_t partition, const void *key, size_t klen,
                            const void *value, size_t vlen,
                            rd_kafka_headers_t *hdrs, of_kafka_dr_fn dr,
-                           void *ud, int block_ms, char *err, size_t errlen);
+                           void *ud, int block_ms, char *err, size_t errlen) OF_MUST_CHECK;
 
 /* Waits up to timeout_ms for every queued record to be delivered or fail.
  * Returns the number of records still outstanding (0 = all done). */
@@ -138,10 +138,10 @@ rd_kafka_message_t *of_kafka_consumer_poll(of_kafka_consumer *c,
  * OF_ETRANSIENT when the partition is no longer assigned (its new owner
  * will process the record again: at-least-once). */
 of_status of_kafka_consumer_store(of_kafka_consumer *c,
-                                  const rd_kafka_message_t *msg);
+                                  const rd_kafka_message_t *msg) OF_MUST_CHECK;
 
 /* Commits stored offsets synchronously now. */
-of_status of_kafka_consumer_commit(of_kafka_consumer *c);
+of_status of_kafka_consumer_commit(of_kafka_consumer *c) OF_MUST_CHECK;
 
 /* True when the consumer has an UP broker connection (from statistics). */
 bool of_kafka_consumer_ready(of_kafka_consumer *c);
@@ -215,7 +215,7 @@ typedef struct of_dlq_info {
 of_status of_kafka_dlq_publish(of_kafka_producer *p, const char *dlq_topic,
                                const rd_kafka_message_t *orig,
                                const of_dlq_info *info, of_kafka_dr_fn dr,
-                               void *ud, char *err, size_t errlen);
+                               void *ud, char *err, size_t errlen) OF_MUST_CHECK;
 
 /* Produces synchronously: enqueues and waits up to timeout_ms for the
  * delivery report. OF_OK only when the record is durably in Kafka. For
@@ -224,18 +224,18 @@ of_status of_kafka_produce_sync(of_kafka_producer *p, const char *topic,
                                 const void *key, size_t klen,
                                 const void *value, size_t vlen,
                                 rd_kafka_headers_t *hdrs, int timeout_ms,
-                                char *err, size_t errlen);
+                                char *err, size_t errlen) OF_MUST_CHECK;
 
 /* Same, for a DLQ record. */
 of_status of_kafka_dlq_publish_sync(of_kafka_producer *p,
                                     const char *dlq_topic,
                                     const rd_kafka_message_t *orig,
                                     const of_dlq_info *info, int timeout_ms,
-                                    char *err, size_t errlen);
+                                    char *err, size_t errlen) OF_MUST_CHECK;
 
 /* Classifies a librdkafka error: transient (retriable, transport, timeout,
  * queue full, all brokers down), fatal (rd_kafka_fatal_error territory,
  * authentication, bad configuration) or permanent (the rest). */
-of_status of_kafka_classify(rd_kafka_resp_err_t err);
+of_status of_kafka_classify(rd_kafka_resp_err_t err) OF_MUST_CHECK;
 
 #endif

@@ -71,7 +71,7 @@ void of_pg_reset(of_pg *pg);
 /* Classifies a SQLSTATE by the table above: OF_ETRANSIENT, OF_EPERMANENT
  * or OF_EFATAL (NULL or "" = no SQLSTATE, e.g. connection lost:
  * OF_ETRANSIENT). Never OF_OK. */
-of_status of_pg_classify_sqlstate(const char *sqlstate);
+of_status of_pg_classify_sqlstate(const char *sqlstate) OF_MUST_CHECK;
 
 /* A static phrase naming the table row of a SQLSTATE ("operator
  * intervention (...)"), for logs. Never NULL. */
@@ -80,7 +80,7 @@ const char *of_pg_sqlstate_what(const char *sqlstate);
 /* Classifies a result: OF_OK for PGRES_COMMAND_OK/TUPLES_OK/
  * PIPELINE_SYNC, else by SQLSTATE; a NULL result or a bad connection is
  * transient, an empty query fatal (a bug). */
-of_status of_pg_classify(PGconn *conn, const PGresult *res);
+of_status of_pg_classify(PGconn *conn, const PGresult *res) OF_MUST_CHECK;
 
 /* Runs one parameterised statement (text parameters, may be NULL values).
  * On OF_OK, *out (if not NULL) receives the result (caller PQclear's it);

@@ -147,7 +147,7 @@ static bool valid_url(const char *s)
 }
 
 /* Splits a comma list into strdup'ed, trimmed, non-empty items. */
-static of_status parse_list(const char *s, of_cfg_list *out)
+static OF_MUST_CHECK of_status parse_list(const char *s, of_cfg_list *out)
 {
     out->items = NULL;
     out->n = 0;
@@ -187,7 +187,7 @@ static const char *shown(const of_cfg_entry *e, const char *v, char *buf,
 }
 
 /* Parses one entry whose text value is v (never NULL). */
-static of_status load_one(const of_cfg_entry *e, const char *v, char *err,
+static OF_MUST_CHECK of_status load_one(const of_cfg_entry *e, const char *v, char *err,
                           size_t errlen)
 {
     char tail[256];

@@ -1029,7 +1029,7 @@ static void h_metrics(of_http_req *r, void *ud)
 /* --------------------------------------------------------------------- */
 /* Server                                                                 */
 
-static of_status add_route(of_http_server *s, const char *method,
+static OF_MUST_CHECK of_status add_route(of_http_server *s, const char *method,
                            const char *path, bool prefix, const char *name,
                            size_t max_body, of_http_handler h, void *ud,
                            bool quiet)
@@ -1095,11 +1095,14 @@ of_http_server *of_http_new(const of_http_opts *o, char *err, size_t errlen)
                                      : 32 * 1024;
     pthread_mutex_init(&s->mtx, NULL);
     pthread_mutex_init(&s->cmtx, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    if (of_cond_init_mono(&s->cv) != 0) {
+        of_seterr(err, errlen, "http: cannot initialise a condition variable");
+        pthread_mutex_destroy(&s->mtx);
+        pthread_mutex_destroy(&s->cmtx);
+        free(s->bind_addr);
+        free(s);
+        return NULL;
+    }
 
     s->m_requests = of_metrics_counter("orderflow_http_requests_total",
                                        "HTTP requests answered",
@@ -1318,16 +1321,10 @@ void of_http_stop(of_http_server *s, int drain_ms)
         return;
     if (s->d) {
         of_http_quiesce(s);
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        int64_t ns = dl.tv_nsec + (int64_t)(drain_ms > 0 ? drain_ms : 0) *
-                                      1000000;
-        dl.tv_sec += ns / 1000000000;
-        dl.tv_nsec = ns % 1000000000;
-
+        int64_t dl = of_mono_ms() + (drain_ms > 0 ? drain_ms : 0);
         pthread_mutex_lock(&s->mtx);
         while (s->inflight > 0 &&
-               pthread_cond_timedwait(&s->cv, &s->mtx, &dl) != ETIMEDOUT)
+               of_cond_wait_until(&s->cv, &s->mtx, dl) != ETIMEDOUT)
             ;
         /* Whatever is still suspended now is answered 503 here: MHD must
          * not be stopped with suspended connections. */
@@ -1352,10 +1349,9 @@ void of_http_stop(of_http_server *s, int drain_ms)
         if (abandoned) {
             /* Give the polling thread a moment to send those 503s:
              * MHD_stop_daemon closes connections without serving them. */
-            clock_gettime(CLOCK_MONOTONIC, &dl);
-            dl.tv_sec += 1;
+            dl = of_mono_ms() + 1000;
             while (s->inflight > 0 &&
-                   pthread_cond_timedwait(&s->cv, &s->mtx, &dl) != ETIMEDOUT)
+                   of_cond_wait_until(&s->cv, &s->mtx, dl) != ETIMEDOUT)
                 ;
         }
         pthread_mutex_unlock(&s->mtx);

@@ -349,7 +349,7 @@ of_kafka_producer *of_kafka_producer_new(const of_kafka_producer_opts *o,
 }
 
 /* Enqueues with the QUEUE_FULL wait. Takes hdrs whatever happens. */
-static of_status produce_inner(of_kafka_producer *p, const char *topic,
+static OF_MUST_CHECK of_status produce_inner(of_kafka_producer *p, const char *topic,
                                int32_t partition, const void *key, size_t klen,
                                const void *value, size_t vlen,
                                rd_kafka_headers_t *hdrs, of_kafka_dr_fn dr,
@@ -524,7 +524,7 @@ static void sync_dr(void *ud, rd_kafka_resp_err_t err,
 
 /* Waits up to wait_ms for w after a successful enqueue; drops the waiter's
  * reference. timeout_ms is the caller's whole budget, named in the error. */
-static of_status sync_wait_for(sync_wait *w, const char *topic, int wait_ms,
+static OF_MUST_CHECK of_status sync_wait_for(sync_wait *w, const char *topic, int wait_ms,
                                int timeout_ms, char *err, size_t errlen)
 {
     int64_t deadline = of_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
@@ -1132,7 +1132,10 @@ void of_kafka_consumer_destroy(of_kafka_consumer *c)
 {
     if (!c)
         return;
-    (void)of_kafka_consumer_commit(c);
+    /* Best effort: a failure is logged by the commit itself, and the
+     * records after the last commit are consumed again by the next owner. */
+    of_status st = of_kafka_consumer_commit(c);
+    (void)st;
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e)
         of_log(OF_LOG_WARN, OF_KV("group", c->group),

@@ -267,7 +267,7 @@ of_status of_pg_classify(PGconn *conn, const PGresult *res)
 }
 
 /* Classifies res and, on error, fills err with "SQLSTATE: message". */
-static of_status result_status(PGconn *conn, const PGresult *res,
+static OF_MUST_CHECK of_status result_status(PGconn *conn, const PGresult *res,
                                const char *ctx, char *err, size_t errlen)
 {
     of_status st = of_pg_classify(conn, res);
@@ -290,7 +290,7 @@ static of_status result_status(PGconn *conn, const PGresult *res,
 }
 
 /* Runs sql on conn (pg's connection) and classifies the outcome. */
-static of_status exec_on(of_pg *pg, PGconn *conn, const char *sql,
+static OF_MUST_CHECK of_status exec_on(of_pg *pg, PGconn *conn, const char *sql,
                          int nparams, const char *const *params,
                          PGresult **out, char *err, size_t errlen)
 {
@@ -367,7 +367,7 @@ static bool migration_name_ok(const char *n)
 
 /* Lists the migration files of dir, sorted. Returns OF_OK with *out
  * (malloc'ed) and *n, or OF_EFATAL with err set. */
-static of_status list_migrations(const char *dir, migration **out, size_t *n,
+static OF_MUST_CHECK of_status list_migrations(const char *dir, migration **out, size_t *n,
                                  char *err, size_t errlen)
 {
     *out = NULL;
@@ -460,7 +460,7 @@ static char *read_file(const char *path, char *err, size_t errlen)
 }
 
 /* Runs a statement without parameters; fills err with ctx. */
-static of_status run(PGconn *conn, const char *sql, const char *ctx,
+static OF_MUST_CHECK of_status run(PGconn *conn, const char *sql, const char *ctx,
                      char *err, size_t errlen)
 {
     PGresult *res = PQexec(conn, sql);
@@ -470,7 +470,7 @@ static of_status run(PGconn *conn, const char *sql, const char *ctx,
 }
 
 /* Applies one migration file in its own transaction. */
-static of_status apply_one(PGconn *conn, const char *dir, const migration *m,
+static OF_MUST_CHECK of_status apply_one(PGconn *conn, const char *dir, const migration *m,
                            char *err, size_t errlen)
 {
     char path[4096];
@@ -502,8 +502,11 @@ static of_status apply_one(PGconn *conn, const char *dir, const migration *m,
         st = run(conn, "COMMIT", ctx, err, errlen);
     if (st != OF_OK) {
         char ignored[64];
-        if (PQstatus(conn) == CONNECTION_OK)
-            (void)run(conn, "ROLLBACK", NULL, ignored, sizeof ignored);
+        if (PQstatus(conn) == CONNECTION_OK) {
+            /* Best effort: the error to report is the migration's. */
+            of_status rb = run(conn, "ROLLBACK", NULL, ignored, sizeof ignored);
+            (void)rb;
+        }
         /* A broken migration is fatal; a lost connection is not. */
         return st == OF_ETRANSIENT ? OF_ETRANSIENT : OF_EFATAL;
     }
@@ -571,9 +574,12 @@ of_status of_pg_migrate(of_pg *pg, const char *dir, char *err, size_t errlen)
 unlock:
     if (PQstatus(conn) == CONNECTION_OK) {
         char uerr[128];
-        /* A lost connection releases the session lock by itself. */
-        (void)run(conn, "SELECT pg_advisory_unlock(" OF_PG_MIGRATE_LOCK_KEY ")",
-                  NULL, uerr, sizeof uerr);
+        /* Best effort: a lost connection releases the session lock by
+         * itself. */
+        of_status ul = run(conn, "SELECT pg_advisory_unlock("
+                                 OF_PG_MIGRATE_LOCK_KEY ")",
+                           NULL, uerr, sizeof uerr);
+        (void)ul;
     }
 out:
     pg->healthy = PQstatus(conn) == CONNECTION_OK;

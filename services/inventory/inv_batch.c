@@ -91,7 +91,7 @@ static void decide(inv_rec **recs, size_t n)
     }
 }
 
-static of_status apply_some(inv_rec **todo, size_t n, inv_apply_fn apply,
+static OF_MUST_CHECK of_status apply_some(inv_rec **todo, size_t n, inv_apply_fn apply,
                             void *ud, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {

@@ -238,7 +238,7 @@ static void flow_control(consumer *c)
 }
 
 /* Hands a polled record to its worker (ownership moves with it). */
-static of_status route(consumer *c, rd_kafka_message_t *m)
+static OF_MUST_CHECK of_status route(consumer *c, rd_kafka_message_t *m)
 {
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         of_log(OF_LOG_WARN, OF_KV("error", rd_kafka_message_errstr(m)), "consumer error");
@@ -330,7 +330,7 @@ static void seal_end(worker *w)
 
 /* Moves up to batch_max queued records into the batch and parses them
  * (outside the lock). Called with c->mu held; returns with it held. */
-static of_status take_batch(worker *w, size_t max)
+static OF_MUST_CHECK of_status take_batch(worker *w, size_t max)
 {
     consumer *c = w->c;
     size_t n = w->qn < max ? w->qn : max;
@@ -385,7 +385,7 @@ static of_status take_batch(worker *w, size_t max)
 }
 
 /* Publishes the dead-letter records not yet sent, in order. */
-static of_status send_dlq(worker *w, char *err, size_t errlen)
+static OF_MUST_CHECK of_status send_dlq(worker *w, char *err, size_t errlen)
 {
     const inv_consumer_opts *o = w->c->o;
     for (size_t i = 0; i < w->bn; i++) {
@@ -439,8 +439,10 @@ static void finish(worker *w)
     drop_revoked(w);
     for (size_t i = 0; i < w->bn; i++) {
         inv_rec *r = w->batch[i];
-        /* OF_ETRANSIENT: partition no longer ours; its owner redoes it. */
-        (void)of_kafka_consumer_store(w->c->kc, r->msg);
+        /* OF_ETRANSIENT: partition no longer ours; its owner redoes it
+         * (the store logs it). */
+        of_status st = of_kafka_consumer_store(w->c->kc, r->msg);
+        (void)st;
         const char *label = result_label(r);
         if (label != NULL && r->valid)
             of_metric_add(inv_m.reservations, 1, OF_LABELS(label));
@@ -475,7 +477,7 @@ static bool wait_or_stop(consumer *c, int64_t ms)
 /* Applies, dead-letters and stores the current batch; a transient
  * failure is retried (the polling thread pauses this worker's partitions
  * meanwhile) until done or stop. Returns OF_EFATAL only. */
-static of_status process(worker *w)
+static OF_MUST_CHECK of_status process(worker *w)
 {
     bool outage = false;    /* any transient failure (PostgreSQL or the DLQ) */
     bool db_outage = false; /* a condition of the database */

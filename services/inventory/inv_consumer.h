@@ -46,7 +46,7 @@ typedef struct inv_consumer_opts {
  * OF_EFATAL with err set when it cannot go on (bad consumer configuration,
  * a fatal PostgreSQL or Kafka error). */
 of_status inv_consumer_run(const inv_consumer_opts *o, char *err,
-                           size_t errlen);
+                           size_t errlen) OF_MUST_CHECK;
 
 /* True while the consumer runs and has a broker connection. Thread-safe. */
 bool inv_consumer_ready(void);

@@ -39,7 +39,7 @@ static void set_pg_err(const PGresult *r, PGconn *c, char *err, size_t errlen)
 /* Sends q[0..n) and a sync in one pipeline and reads every result. Returns
  * the class of the first failure (later queries are aborted by the
  * server). A connection left in an unknown state is dropped. */
-static of_status pipe_run(of_pg *pg, PGconn *c, pipe_q *q, size_t n, char *err,
+static OF_MUST_CHECK of_status pipe_run(of_pg *pg, PGconn *c, pipe_q *q, size_t n, char *err,
                           size_t errlen)
 {
     of_status st = OF_OK;
@@ -130,7 +130,7 @@ static const char SQL_RESERVE[] =
     "FROM inv_reserve_batch($1::jsonb, $2, $3, $4)";
 
 /* Reads inv_reserve_batch()'s rows into the records. */
-static of_status read_results(const PGresult *res, inv_rec **recs, size_t n,
+static OF_MUST_CHECK of_status read_results(const PGresult *res, inv_rec **recs, size_t n,
                               char *err, size_t errlen)
 {
     int rows = PQntuples(res);
@@ -154,7 +154,7 @@ static of_status read_results(const PGresult *res, inv_rec **recs, size_t n,
     return OF_OK;
 }
 
-static of_status apply_txn(inv_db_batch *b, inv_rec **recs, size_t n, char *err,
+static OF_MUST_CHECK of_status apply_txn(inv_db_batch *b, inv_rec **recs, size_t n, char *err,
                            size_t errlen)
 {
     PGconn *c = of_pg_conn(b->pg, err, errlen);

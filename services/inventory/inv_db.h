@@ -35,7 +35,7 @@ typedef struct inv_db_batch {
  * every record's result on OF_OK. On failure the transaction is rolled back
  * (or the connection dropped) and no result is kept. */
 of_status inv_db_apply(void *ud, inv_rec **recs, size_t n, char *err,
-                       size_t errlen);
+                       size_t errlen) OF_MUST_CHECK;
 
 typedef struct inv_stock {
     char sku[65];

@@ -423,10 +423,7 @@ static void *waiter_main(void *arg)
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
         if (h->waiting == NULL) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+            (void)of_cond_wait_until(&h->cv, &h->mu, of_mono_ms() + 1000);
             continue;
         }
         pthread_mutex_unlock(&h->mu);
@@ -489,7 +486,13 @@ inv_http *inv_http_start(const inv_config *cfg, of_kafka_producer *producer,
     h->producer = producer;
     pthread_mutex_init(&h->ready_mu, NULL);
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, NULL);
+    if (of_cond_init_mono(&h->cv) != 0) {
+        of_seterr(err, errlen, "cannot initialise a condition variable");
+        pthread_mutex_destroy(&h->mu);
+        pthread_mutex_destroy(&h->ready_mu);
+        free(h);
+        return NULL;
+    }
     h->pool = inv_pool_new(cfg->pg_dsn, "inventory-api", (size_t)cfg->http_threads);
     h->wpg = of_pg_new(cfg->pg_dsn, "inventory-longpoll");
     if (h->pool == NULL || h->wpg == NULL) {

@@ -199,7 +199,7 @@ static char *pending_literal(const inv_relay *r)
  * list until a DELETE succeeds, so PostgreSQL going away between a
  * delivery and its DELETE does not publish the row twice (only a crash
  * can). */
-static of_status flush_pending(inv_relay *r, of_pg *pg, char *err, size_t errlen)
+static OF_MUST_CHECK of_status flush_pending(inv_relay *r, of_pg *pg, char *err, size_t errlen)
 {
     if (r->npending == 0)
         return OF_OK;
@@ -275,7 +275,7 @@ static char *render_row(const PGresult *res, int row)
  * delivered and, if the statement proves this session still holds the
  * relay lock (*held), reads the next rows in id order and publishes them.
  * *ran tells whether the statement answered; *rows gets the rows read. */
-static of_status relay_round(inv_relay *r, of_pg *pg, uint64_t session,
+static OF_MUST_CHECK of_status relay_round(inv_relay *r, of_pg *pg, uint64_t session,
                              bool *ran, bool *held, size_t *rows, char *err,
                              size_t errlen)
 {

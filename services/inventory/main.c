@@ -57,7 +57,7 @@ static void usage(FILE *f)
 }
 
 /* Applies the migrations, waiting for PostgreSQL as long as needed. */
-static of_status migrate(const inv_config *cfg)
+static OF_MUST_CHECK of_status migrate(const inv_config *cfg)
 {
     of_pg *pg = of_pg_new(cfg->pg_dsn, "inventory-migrate");
     char err[1024];

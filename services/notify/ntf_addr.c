@@ -148,7 +148,7 @@ static bool ntf_prefix_match(const uint8_t *a, const uint8_t *p, int bits)
     return (a[full] & mask) == (p[full] & mask);
 }
 
-static of_status ntf_cidr_parse(const char *item, ntf_cidr *c, char *err,
+static OF_MUST_CHECK of_status ntf_cidr_parse(const char *item, ntf_cidr *c, char *err,
                                 size_t errlen)
 {
     char buf[64];

@@ -30,7 +30,7 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen);
  * stops consuming, finishes in-flight work for up to cfg->shutdown_ms and
  * stores the offsets of what finished. Returns OF_OK, or OF_EFATAL after
  * a fatal error (e.g. fenced producer). */
-of_status ntf_engine_run(ntf_engine *e);
+of_status ntf_engine_run(ntf_engine *e) OF_MUST_CHECK;
 
 /* Readiness for /readyz: Kafka (producer and consumer) and PostgreSQL
  * reachable. Thread-safe. */

@@ -60,7 +60,7 @@ typedef struct ntf_outcome {
  * customer not an object), and err describing it. */
 of_status ntf_outcome_parse(const void *value, size_t len, const char *ce_type,
                             ntf_outcome *out, const char **err_class,
-                            char *err, size_t errlen);
+                            char *err, size_t errlen) OF_MUST_CHECK;
 
 /* Keeps only what a delivery needs: copies the strings into one small
  * buffer and frees the parsed tree (root becomes NULL; bodies then embed

@@ -8,6 +8,7 @@
  * the last hold released frees the ticket.
  */
 #include "gw_acker.h"
+#include "of_time.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -38,13 +39,6 @@ struct gw_acker {
     gw_ack_free_fn free_data;
     void *ud;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void unlink_ticket(gw_acker *a, gw_ticket *t)
 {
@@ -114,12 +108,9 @@ static void *timer_main(void *arg)
             pthread_cond_wait(&a->cond, &a->mu);
             continue;
         }
-        int64_t now = mono_ms();
+        int64_t now = of_mono_ms();
         if (a->head->deadline_ms > now) {
-            int64_t at = a->head->deadline_ms;
-            struct timespec ts = {.tv_sec = at / 1000,
-                                  .tv_nsec = (long)(at % 1000) * 1000000L};
-            (void)pthread_cond_timedwait(&a->cond, &a->mu, &ts);
+            (void)of_cond_wait_until(&a->cond, &a->mu, a->head->deadline_ms);
             continue;
         }
         gw_ticket *chain = take_expired(a, now);
@@ -146,12 +137,15 @@ gw_acker *gw_acker_new(int64_t timeout_ms, gw_ack_answer_fn answer,
     a->ud = ud;
     atomic_init(&a->alive, 0);
 
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    int crc = of_cond_init_mono(&a->cond);
+    if (crc != 0) {
+        of_seterr(err, errlen, "cannot set up the deadline thread: %s",
+                  strerror(crc));
+        pthread_mutex_destroy(&a->mu);
+        free(a);
+        return NULL;
+    }
 
     int rc = pthread_create(&a->thread, NULL, timer_main, a);
     if (rc != 0) {
@@ -177,7 +171,7 @@ gw_ticket *gw_acker_arm(gw_acker *a, void *data)
 
     pthread_mutex_lock(&a->mu);
     /* Read the clock under the mutex so the list stays sorted. */
-    t->deadline_ms = mono_ms() + a->timeout_ms;
+    t->deadline_ms = of_mono_ms() + a->timeout_ms;
     t->linked = true;
     t->prev = a->tail;
     if (a->tail != NULL)

@@ -355,7 +355,7 @@ static void check_customer(vctx *v, const cJSON *root, gw_payment *p)
                                 gw_valid_http_url, MSG_URL);
 }
 
-static of_status fail_whole(cJSON **errors, const char *message)
+static OF_MUST_CHECK of_status fail_whole(cJSON **errors, const char *message)
 {
     cJSON *arr = cJSON_CreateArray();
     if (arr == NULL)

@@ -79,7 +79,7 @@ static bool topic_known(const replay *r, const char *t)
     return false;
 }
 
-static of_status load_known(replay *r, char *err, size_t errlen)
+static OF_MUST_CHECK of_status load_known(replay *r, char *err, size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e =

@@ -75,7 +75,7 @@ typedef struct gatherer {
 
 /* GET base + path into *r. OF_OK when an HTTP answer came back; else
  * err says why (libcurl's reason, without the URL the screen shows). */
-static of_status get(const gatherer *g, const char *base, const char *path,
+static OF_MUST_CHECK of_status get(const gatherer *g, const char *base, const char *path,
                      ofctl_http_resp *r, char *err, size_t errlen)
 {
     size_t blen = strlen(base);
@@ -149,7 +149,7 @@ static void gather_services(const gatherer *g, ofctl_status *s)
 /* Fills one group/topic entry. Returns OF_ETRANSIENT when Kafka did not
  * answer for the topic's metadata (the caller stops asking); a failure to
  * read the group's offsets leaves only this entry unknown. */
-static of_status gather_lag(gatherer *g, ofctl_st_lag *l)
+static OF_MUST_CHECK of_status gather_lag(gatherer *g, ofctl_st_lag *l)
 {
     ofctl_bounds b;
     of_status st = ofctl_kafka_bounds(&g->k, l->topic, &b, l->error,
@@ -214,7 +214,7 @@ static int newest_first(const void *x, const void *y)
 
 /* The depth, then the classes of the newest OFCTL_ST_DLQ_SAMPLE records
  * (the last ones of each partition, newest first by failure time). */
-static of_status gather_dlq(gatherer *g, ofctl_st_dlq *d)
+static OF_MUST_CHECK of_status gather_dlq(gatherer *g, ofctl_st_dlq *d)
 {
     ofctl_bounds b;
     of_status st = ofctl_kafka_bounds(&g->k, d->topic, &b, d->error,

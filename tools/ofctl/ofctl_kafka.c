@@ -32,7 +32,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *ud)
            "rdkafka: %s", reason);
 }
 
-static of_status conf_set(rd_kafka_conf_t *conf, const char *name,
+static OF_MUST_CHECK of_status conf_set(rd_kafka_conf_t *conf, const char *name,
                           const char *value, char *err, size_t errlen)
 {
     char e[256];
@@ -101,7 +101,7 @@ void ofctl_kafka_close(ofctl_kafka *k)
     k->rk = NULL;
 }
 
-static of_status classify(rd_kafka_resp_err_t e)
+static OF_MUST_CHECK of_status classify(rd_kafka_resp_err_t e)
 {
     switch (e) {
     case RD_KAFKA_RESP_ERR__TRANSPORT:
@@ -120,7 +120,7 @@ static of_status classify(rd_kafka_resp_err_t e)
     }
 }
 
-static of_status unreachable(ofctl_kafka *k, rd_kafka_resp_err_t e,
+static OF_MUST_CHECK of_status unreachable(ofctl_kafka *k, rd_kafka_resp_err_t e,
                              const char *what, char *err, size_t errlen)
 {
     of_status st = classify(e);

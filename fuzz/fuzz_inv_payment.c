@@ -21,7 +21,7 @@
  *    decoder with the same event id, order id, customer contacts and
  *    payment received_at (what notify's end-to-end latency starts from).
  *
- * FUZZ-SOURCES: services/inventory/inv_payment.c services/inventory/inv_batch.c services/inventory/inv_event.c services/notify/ntf_outcome.c
+ * FUZZ-SOURCES: services/inventory/inv_payment.c services/inventory/inv_batch.c services/inventory/inv_envelope.c services/inventory/inv_event.c services/notify/ntf_outcome.c
  * FUZZ-MAX-LEN: 16384
  */
 #include "fuzz_util.h"
@@ -202,7 +202,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *value = fz_exact(data, size);
     inv_rec r;
-    of_status st = inv_rec_init(&r, NULL, value, size, 3, 42, TP);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
+    rd_kafka_header_add(hdrs, "traceparent", -1, TP, -1);
+    of_status st = inv_rec_init(&r, NULL, value, size, 3, 42, hdrs);
+    rd_kafka_headers_destroy(hdrs);
     FZ_CHECK(st == OF_OK, "inv_rec_init status %d", (int)st);
     static const char tp[] = TP;
     FZ_CHECK(strlen(r.traceparent) == 55 &&

@@ -7,9 +7,12 @@
  * Properties: an accepted value has lowercase-hex, non-zero ids; formatting
  * it gives back the input's ids and flags (for version 00 the whole input,
  * byte for byte); the formatted value parses again to the same fields; a
- * child span keeps trace id and flags.
+ * child span keeps trace id and flags. The same bytes as a tracestate
+ * value: an accepted list is at most 512 characters of printable ASCII
+ * without spaces next to its commas, and parsing it again gives it back
+ * unchanged.
  *
- * FUZZ-MAX-LEN: 256
+ * FUZZ-MAX-LEN: 2048
  */
 #include "fuzz_util.h"
 #include "of_trace.h"
@@ -76,6 +79,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(lower_hex(t2.trace_id, 32) && lower_hex(t2.span_id, 16),
                  "C-string path accepted bad ids");
     free(c);
+
+    char ts[OF_TRACESTATE_MAX + 1], ts2[OF_TRACESTATE_MAX + 1];
+    int n = of_tracestate_parse(s, size, ts, sizeof ts);
+    FZ_CHECK(n >= -1 && n <= OF_TRACESTATE_MAX, "tracestate length %d", n);
+    FZ_CHECK(n < 0 ? ts[0] == '\0' : strlen(ts) == (size_t)n,
+             "tracestate %d but '%s'", n, ts);
+    if (n > 0) {
+        for (int i = 0; i < n; i++)
+            FZ_CHECK(ts[i] >= 0x20 && ts[i] <= 0x7e, "byte %02x kept",
+                     (unsigned char)ts[i]);
+        FZ_CHECK(ts[0] != ' ' && ts[n - 1] != ' ', "spaces kept: '%s'", ts);
+        int m = of_tracestate_parse(ts, (size_t)n, ts2, sizeof ts2);
+        FZ_CHECK(m == n && strcmp(ts, ts2) == 0, "not stable: '%s' -> '%s'",
+                 ts, ts2);
+    }
     free(s);
     return 0;
 }

@@ -110,6 +110,12 @@ const char *of_http_req_path(const of_http_req *r);
 const char *of_http_req_tail(const of_http_req *r);
 /* A request header (case-insensitive) or NULL. */
 const char *of_http_req_header(const of_http_req *r, const char *name);
+/* Every field of the request named `name` (case-insensitive), joined with
+ * "," in their order, as a malloc'ed string (the caller frees it); NULL
+ * when there is none (or out of memory). *count (when not NULL) gets the
+ * number of fields. */
+char *of_http_req_header_all(const of_http_req *r, const char *name,
+                             unsigned *count);
 /* A query argument or NULL. */
 const char *of_http_req_query(const of_http_req *r, const char *name);
 /* The body (NUL-terminated for convenience, *len excludes the NUL); "" and

@@ -175,12 +175,15 @@ void of_kafka_consumer_destroy(of_kafka_consumer *c);
 
 /* The CloudEvents binary-mode headers of contract section 4: ce_specversion
  * "1.0", ce_id, ce_type, ce_source, ce_time, content-type
- * "application/json", and traceparent when not NULL. Returns a new header
- * list (owned by the caller until handed to of_kafka_produce). */
+ * "application/json", traceparent when not NULL, and tracestate when not
+ * NULL or empty and traceparent is given (W3C: tracestate only travels
+ * with a traceparent; pass it as of_tracestate_parse wrote it). Returns a
+ * new header list (owned by the caller until handed to of_kafka_produce). */
 rd_kafka_headers_t *of_kafka_ce_headers(const char *ce_id, const char *ce_type,
                                         const char *ce_source,
                                         const char *ce_time,
-                                        const char *traceparent);
+                                        const char *traceparent,
+                                        const char *tracestate);
 
 /* Copies the LAST header named `name` of msg into buf as a NUL-terminated
  * string. Returns buf, or NULL when absent, NULL-valued, or longer than

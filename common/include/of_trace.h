@@ -1,7 +1,11 @@
 /*
- * of_trace.h - W3C Trace Context (traceparent) parse and format.
+ * of_trace.h - W3C Trace Context (traceparent, tracestate) parse and
+ * format.
  *
  * traceparent: "00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>".
+ * tracestate:  "key=value,key=value,...", vendor data that travels with
+ *              traceparent unchanged (orderflow adds no entry of its own),
+ *              and only with a valid traceparent.
  */
 #ifndef OF_TRACE_H
 #define OF_TRACE_H
@@ -32,6 +36,27 @@ void of_trace_child(const of_trace *parent, of_trace *out);
 /* Writes the header value (version 00) into out (>= 56 bytes). Returns
  * out. */
 char *of_trace_format(const of_trace *t, char *out, size_t outlen);
+
+#define OF_TRACESTATE_MAX 512     /* longest tracestate passed on */
+#define OF_TRACESTATE_MEMBERS 32  /* most list-members */
+
+/* Parses a tracestate value by the W3C Trace Context rules (several
+ * header fields joined with ',' in their order are one value). Members
+ * are separated by ',' with optional spaces or tabs around it; empty
+ * members are skipped. A key is lcalpha followed by up to 255 of
+ * [a-z0-9_*-/], or tenant@system (tenant [a-z0-9] + up to 240 of those,
+ * system lcalpha + up to 13); a value 1-256 printable ASCII characters
+ * other than ',' and '=', not ending in a space.
+ *
+ * Writes the list normalized into out (>= OF_TRACESTATE_MAX + 1 bytes):
+ * the members in order without the optional whitespace, joined by ','.
+ * When that is longer than OF_TRACESTATE_MAX, members longer than 128
+ * characters are dropped first (from the right), then members from the
+ * end, as the specification advises. Returns the length written (0:
+ * nothing to pass on), or -1 when the value is invalid (a malformed
+ * member, a repeated key, more than 32 members): then out is "" and
+ * nothing may be passed on (what OpenTelemetry's propagators do). */
+int of_tracestate_parse(const char *s, size_t len, char *out, size_t outlen);
 
 /* Fills buf with n cryptographically random bytes (OpenSSL RAND_bytes,
  * falling back to getrandom). */

@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -541,6 +542,53 @@ const char *of_http_req_tail(const of_http_req *r)
 const char *of_http_req_header(const of_http_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
+}
+
+typedef struct header_join {
+    const char *name;
+    char *buf;
+    size_t len;
+    unsigned count;
+    bool oom;
+} header_join;
+
+static enum MHD_Result join_header(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value)
+{
+    (void)kind;
+    header_join *j = cls;
+    if (!key || strcasecmp(key, j->name) != 0)
+        return MHD_YES;
+    j->count++;
+    size_t vlen = value ? strlen(value) : 0;
+    char *nb = realloc(j->buf, j->len + vlen + 2);
+    if (!nb) {
+        j->oom = true;
+        return MHD_NO;
+    }
+    j->buf = nb;
+    if (j->count > 1)
+        j->buf[j->len++] = ',';
+    memcpy(j->buf + j->len, value ? value : "", vlen);
+    j->len += vlen;
+    j->buf[j->len] = '\0';
+    return MHD_YES;
+}
+
+char *of_http_req_header_all(const of_http_req *r, const char *name,
+                             unsigned *count)
+{
+    header_join j = {.name = name};
+    if (r && name)
+        (void)MHD_get_connection_values(r->c, MHD_HEADER_KIND, join_header,
+                                        &j);
+    if (count)
+        *count = j.count;
+    if (j.oom) {
+        free(j.buf);
+        return NULL;
+    }
+    return j.buf;
 }
 
 const char *of_http_req_query(const of_http_req *r, const char *name)

@@ -583,7 +583,8 @@ of_status of_kafka_produce_sync(of_kafka_producer *p, const char *topic,
 rd_kafka_headers_t *of_kafka_ce_headers(const char *ce_id, const char *ce_type,
                                         const char *ce_source,
                                         const char *ce_time,
-                                        const char *traceparent)
+                                        const char *traceparent,
+                                        const char *tracestate)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_new(8);
     if (!h)
@@ -597,8 +598,11 @@ rd_kafka_headers_t *of_kafka_ce_headers(const char *ce_id, const char *ce_type,
         ce_time = of_time_rfc3339(of_now_ms(), now, sizeof now);
     rd_kafka_header_add(h, "ce_time", -1, ce_time, -1);
     rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
-    if (traceparent)
+    if (traceparent) {
         rd_kafka_header_add(h, "traceparent", -1, traceparent, -1);
+        if (tracestate && *tracestate)
+            rd_kafka_header_add(h, "tracestate", -1, tracestate, -1);
+    }
     return h;
 }
 

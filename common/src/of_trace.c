@@ -66,6 +66,149 @@ int of_trace_parse(const char *s, size_t len, of_trace *out)
     return 0;
 }
 
+/* --------------------------------------------------------------------- */
+/* tracestate                                                             */
+
+static bool ts_lcalpha(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static bool ts_keychar(char c)
+{
+    return ts_lcalpha(c) || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '*' || c == '/';
+}
+
+/* simple-key = lcalpha 0*255(keychar);
+ * multi-tenant-key = (lcalpha / DIGIT) 0*240(keychar) "@" lcalpha
+ *                    0*13(keychar) */
+static bool ts_key_ok(const char *k, size_t n)
+{
+    const char *at = memchr(k, '@', n);
+    if (at == NULL) {
+        if (n < 1 || n > 256 || !ts_lcalpha(k[0]))
+            return false;
+        for (size_t i = 1; i < n; i++)
+            if (!ts_keychar(k[i]))
+                return false;
+        return true;
+    }
+    size_t tn = (size_t)(at - k), sn = n - tn - 1;
+    if (tn < 1 || tn > 241 || sn < 1 || sn > 14)
+        return false;
+    if (!(ts_lcalpha(k[0]) || (k[0] >= '0' && k[0] <= '9')) ||
+        !ts_lcalpha(at[1]))
+        return false;
+    for (size_t i = 1; i < tn; i++)
+        if (!ts_keychar(k[i]))
+            return false;
+    for (size_t i = 2; i <= sn; i++)
+        if (!ts_keychar(at[i]))
+            return false;
+    return true;
+}
+
+/* value = 0*255(chr) nblk-chr; chr = %x20 / nblk-chr;
+ * nblk-chr = %x21-2B / %x2D-3C / %x3E-7E */
+static bool ts_value_ok(const char *v, size_t n)
+{
+    if (n < 1 || n > 256 || v[n - 1] == ' ')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c > 0x7e || c == ',' || c == '=')
+            return false;
+    }
+    return true;
+}
+
+static bool ts_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+int of_tracestate_parse(const char *s, size_t len, char *out, size_t outlen)
+{
+    if (out == NULL || outlen < OF_TRACESTATE_MAX + 1)
+        return -1;
+    out[0] = '\0';
+    if (s == NULL)
+        return 0;
+    struct {
+        const char *p;
+        size_t n, keyn;
+    } m[OF_TRACESTATE_MEMBERS];
+    size_t nm = 0;
+    size_t i = 0;
+    while (i <= len) {
+        size_t a = i;
+        while (i < len && s[i] != ',')
+            i++;
+        size_t b = i;
+        i++; /* past the ',' (or the end) */
+        while (a < b && ts_ows(s[a]))
+            a++;
+        while (b > a && ts_ows(s[b - 1]))
+            b--;
+        if (a == b)
+            continue; /* empty member */
+        if (nm == OF_TRACESTATE_MEMBERS)
+            return -1;
+        const char *eq = memchr(s + a, '=', b - a);
+        if (eq == NULL)
+            return -1;
+        size_t keyn = (size_t)(eq - (s + a));
+        if (!ts_key_ok(s + a, keyn) ||
+            !ts_value_ok(eq + 1, b - a - keyn - 1))
+            return -1;
+        for (size_t k = 0; k < nm; k++)
+            if (m[k].keyn == keyn && memcmp(m[k].p, s + a, keyn) == 0)
+                return -1; /* a key appears twice */
+        m[nm].p = s + a;
+        m[nm].n = b - a;
+        m[nm].keyn = keyn;
+        nm++;
+    }
+    /* Too long: drop members over 128 characters from the right, then
+     * members from the end. */
+    bool keep[OF_TRACESTATE_MEMBERS];
+    size_t total = 0, kept = 0;
+    for (size_t k = 0; k < nm; k++) {
+        keep[k] = true;
+        total += m[k].n;
+        kept++;
+    }
+    size_t joined = total + (kept ? kept - 1 : 0);
+    for (size_t k = nm; k-- > 0 && joined > OF_TRACESTATE_MAX;) {
+        if (m[k].n > 128) {
+            keep[k] = false;
+            total -= m[k].n;
+            kept--;
+            joined = total + (kept ? kept - 1 : 0);
+        }
+    }
+    for (size_t k = nm; k-- > 0 && joined > OF_TRACESTATE_MAX;) {
+        if (keep[k]) {
+            keep[k] = false;
+            total -= m[k].n;
+            kept--;
+            joined = total + (kept ? kept - 1 : 0);
+        }
+    }
+    size_t o = 0;
+    for (size_t k = 0; k < nm; k++) {
+        if (!keep[k])
+            continue;
+        if (o > 0)
+            out[o++] = ',';
+        memcpy(out + o, m[k].p, m[k].n);
+        o += m[k].n;
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
 /* Fills out with n random lowercase hex digits, not all zero, + NUL. */
 static void random_hex(char *out, size_t n)
 {

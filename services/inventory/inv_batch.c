@@ -6,22 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inv_envelope.h"
 #include "of_uuid.h"
 
 of_status inv_rec_init(inv_rec *r, rd_kafka_message_t *msg, const void *value,
                        size_t len, int32_t partition, int64_t offset,
-                       const char *parent_tp)
+                       const rd_kafka_headers_t *hdrs)
 {
     memset(r, 0, sizeof *r);
     r->msg = msg; /* now owned by r */
     r->partition = partition;
     r->offset = offset;
 
+    inv_envelope env;
+    inv_envelope_trace(hdrs, &env);
     of_trace parent, child;
-    if (parent_tp != NULL && of_trace_parse(parent_tp, strlen(parent_tp), &parent) == 0)
+    if (env.traceparent[0] != '\0' &&
+        of_trace_parse(env.traceparent, strlen(env.traceparent), &parent) == 0)
         of_trace_child(&parent, &child);
     else
         of_trace_new(&child);
+    memcpy(r->tracestate, env.tracestate, sizeof r->tracestate);
     of_trace_format(&child, r->traceparent, sizeof r->traceparent);
     memcpy(r->trace_id, child.trace_id, sizeof r->trace_id);
 

@@ -48,6 +48,7 @@ typedef struct inv_rec {
     inv_payment pay;
     char outcome_id[37];     /* uuid v5(OF_UUID_NS_OUTCOME, pay.event_id) */
     char traceparent[OF_TRACEPARENT_LEN + 1]; /* the outcome's span */
+    char tracestate[OF_TRACESTATE_MAX + 1];   /* the producer's, "" none */
     char trace_id[33];
 
     inv_disposition disp;
@@ -61,15 +62,16 @@ typedef struct inv_rec {
     bool dlq_sent;           /* dead-letter: the DLQ record is in Kafka */
 } inv_rec;
 
-/* Fills r from a consumed record value (msg may be NULL in tests; then
- * partition/offset are taken as given). Takes ownership of msg. Invalid
- * values become INV_DEADLETTER with their error class; valid ones
- * INV_PENDING with outcome_id and a child traceparent of `parent_tp` (or a
- * new trace when NULL or malformed). Returns OF_OK, or OF_EFATAL when out
- * of memory. */
+/* Fills r from a consumed record value and its headers (hdrs: the
+ * record's, NULL for none; msg may be NULL in tests; then partition/offset
+ * are taken as given). Takes ownership of msg. Invalid values become
+ * INV_DEADLETTER with their error class; valid ones INV_PENDING with
+ * outcome_id and a child traceparent of the record's trace context (or a
+ * new trace when it has none: inv_envelope.h), whose tracestate is kept.
+ * Returns OF_OK, or OF_EFATAL when out of memory. */
 of_status inv_rec_init(inv_rec *r, rd_kafka_message_t *msg, const void *value,
                        size_t len, int32_t partition, int64_t offset,
-                       const char *parent_tp) OF_MUST_CHECK;
+                       const rd_kafka_headers_t *hdrs) OF_MUST_CHECK;
 
 /* Forgets a previous attempt's result (before a retry). */
 void inv_rec_reset_result(inv_rec *r);

@@ -365,10 +365,10 @@ static OF_MUST_CHECK of_status take_batch(worker *w, size_t max)
             st = OF_EFATAL;
             continue;
         }
-        char tp[128];
-        const char *parent = of_kafka_header(m, "traceparent", tp, sizeof tp);
+        rd_kafka_headers_t *hdrs = NULL;
+        (void)rd_kafka_message_headers(m, &hdrs); /* NULL when none */
         /* m: owned by r from here on. */
-        if (inv_rec_init(r, m, m->payload, m->len, m->partition, m->offset, parent) !=
+        if (inv_rec_init(r, m, m->payload, m->len, m->partition, m->offset, hdrs) !=
             OF_OK) {
             inv_rec_free(r);
             free(r);

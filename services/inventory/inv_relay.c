@@ -337,7 +337,8 @@ static OF_MUST_CHECK of_status relay_round(inv_relay *r, of_pg *pg, uint64_t ses
             PQgetvalue(res, (int)i, COL_CE_TIME),
             PQgetisnull(res, (int)i, COL_TRACEPARENT)
                 ? NULL
-                : PQgetvalue(res, (int)i, COL_TRACEPARENT));
+                : PQgetvalue(res, (int)i, COL_TRACEPARENT),
+            NULL);
         pthread_mutex_lock(&r->mu);
         r->outstanding++;
         pthread_mutex_unlock(&r->mu);

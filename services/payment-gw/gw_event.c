@@ -85,10 +85,11 @@ char *gw_event_value(const gw_payment *p, const char *event_id,
 
 rd_kafka_headers_t *gw_event_headers(const char *event_id,
                                      const char *received_at,
-                                     const char *traceparent)
+                                     const char *traceparent,
+                                     const char *tracestate)
 {
     return of_kafka_ce_headers(event_id, GW_EVENT_TYPE, GW_EVENT_SOURCE,
-                               received_at, traceparent);
+                               received_at, traceparent, tracestate);
 }
 
 char *gw_event_accepted_body(const char *event_id, const char *payment_id,

@@ -35,12 +35,14 @@ char *gw_event_value(const gw_payment *p, const char *event_id,
 
 /* The record headers: ce_specversion 1.0, ce_id = event_id, ce_type
  * payment.success.v1, ce_source /payment-gw, ce_time = received_at,
- * content-type application/json, traceparent (when not NULL). A new list
+ * content-type application/json, traceparent (when not NULL) and
+ * tracestate (when not NULL or empty, with a traceparent). A new list
  * owned by the caller until handed to of_kafka_produce. NULL when memory
  * runs out. */
 rd_kafka_headers_t *gw_event_headers(const char *event_id,
                                      const char *received_at,
-                                     const char *traceparent);
+                                     const char *traceparent,
+                                     const char *tracestate);
 
 /* The 202 body: {"event_id","payment_id","order_id","status":"accepted"}.
  * Returns a malloc'ed string (caller frees), *len its length; NULL when

@@ -276,28 +276,47 @@ static const char *ctype_detail(gw_ctype_result r)
     }
 }
 
-/* Adds the traceparent answer header (the gateway's span: a child of the
- * caller's when it sent a valid one, else a new trace) and returns it in
- * out (>= 56 bytes). */
-static const char *trace_request(of_http_req *req, char *out, size_t outlen)
+/* The gateway's span and the caller's trace context (W3C Trace Context):
+ * a child of the caller's traceparent when it sent exactly one valid one,
+ * else a new trace. The caller's tracestate (all its fields joined, then
+ * checked by of_tracestate_parse) travels on unchanged, only with a valid
+ * traceparent. Both go into the answer's headers and, by the caller, onto
+ * the record. traceparent gets >= 56 bytes, tracestate >=
+ * OF_TRACESTATE_MAX + 1 ("" when none). */
+static void trace_request(of_http_req *req, char *traceparent, size_t tplen,
+                          char *tracestate, size_t tslen)
 {
     of_trace in, span;
-    const char *h = of_http_req_header(req, "traceparent");
-    if (h != NULL && of_trace_parse(h, strlen(h), &in) == 0)
+    unsigned n = 0;
+    char *h = of_http_req_header_all(req, "traceparent", &n);
+    bool have = h != NULL && n == 1 && of_trace_parse(h, strlen(h), &in) == 0;
+    free(h);
+    tracestate[0] = '\0';
+    if (have) {
         of_trace_child(&in, &span);
-    else
+        char *ts = of_http_req_header_all(req, "tracestate", NULL);
+        if (ts != NULL &&
+            of_tracestate_parse(ts, strlen(ts), tracestate, tslen) < 0)
+            of_log(OF_LOG_DEBUG, OF_KV("trace_id", span.trace_id),
+                   "tracestate dropped: not valid W3C Trace Context");
+        free(ts);
+    } else {
         of_trace_new(&span);
-    of_trace_format(&span, out, outlen);
-    of_http_add_header(req, "traceparent", out);
+    }
+    of_trace_format(&span, traceparent, tplen);
+    of_http_add_header(req, "traceparent", traceparent);
+    if (tracestate[0] != '\0')
+        of_http_add_header(req, "tracestate", tracestate);
     of_http_req_set_trace(req, span.trace_id);
-    return out;
 }
 
 void gw_ingest_handle(of_http_req *req, void *ud)
 {
     gw_ingest *g = ud;
     char traceparent[64];
-    trace_request(req, traceparent, sizeof traceparent);
+    char tracestate[OF_TRACESTATE_MAX + 1];
+    trace_request(req, traceparent, sizeof traceparent, tracestate,
+                  sizeof tracestate);
 
     gw_ctype_result ct = gw_ctype_check(of_http_req_header(req, "Content-Type"));
     if (ct != GW_CTYPE_OK) {
@@ -370,7 +389,8 @@ void gw_ingest_handle(of_http_req *req, void *ud)
         pc->payment_id = strdup(p.payment_id);
         pc->order_id = strdup(p.order_id);
         value = gw_event_value(&p, pc->event_id, received_at, &vlen);
-        hdrs = gw_event_headers(pc->event_id, received_at, traceparent);
+        hdrs = gw_event_headers(pc->event_id, received_at, traceparent,
+                                tracestate);
     }
     if (pc == NULL || pc->payment_id == NULL || pc->order_id == NULL ||
         value == NULL || hdrs == NULL) {

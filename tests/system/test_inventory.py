@@ -792,3 +792,42 @@ def test_sigkill_mid_batch_and_restart(kafka, ns, db, services):
     assert sum(row[1] + row[2] for row in rows) == 20 * 80
     assert db.query("SELECT count(*) FROM orders")[0][0] == 2000
     assert len(dlq_records(kafka, ns, timeout=3)) == 0
+
+
+# --- events: what a payment.success record says about itself (contract section 10) ---
+
+CE_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+CE_TRACEPARENT = f"00-{CE_TRACE_ID}-b7ad6b7169203331-01"
+
+
+def publish_with(kafka, ns, p: dict, headers: dict | list, value: bytes | None = None) -> None:
+    body = value if value is not None else json.dumps(record_value(p), separators=(",", ":")).encode()
+    kafka.produce(ns.topic("payment.success"), p["order_id"], body, headers=headers)
+
+
+def outcome_of(kafka, ns, order_id: str, timeout: float = 30):
+    def find():
+        for rec in outcomes(kafka, ns, timeout=2):
+            if rec.key == order_id.encode():
+                return rec
+        return None
+    return wait_until(find, timeout=timeout, message=f"the outcome record of {order_id}")
+
+
+def test_cloudevents_tracing_extension_is_read(kafka, ns, inv):
+    """Issue 15 defect 5 (inventory): ce_traceparent / ce_tracestate (the
+    CloudEvents distributed tracing extension in the Kafka binding) are
+    taken as the record's trace context when it has no valid traceparent
+    header; with both, the traceparent header wins."""
+    put_stock(inv, "SKU-A", 10)
+    base = {k: v for k, v in record_headers(payment()).items() if k != "traceparent"}
+    only_ce = payment(items=["SKU-A:1"])
+    both = payment(items=["SKU-A:1"])
+    publish_with(kafka, ns, only_ce, {**base, "ce_id": event_id_of(only_ce["payment_id"]),
+                                      "ce_traceparent": CE_TRACEPARENT, "ce_tracestate": "congo=1"})
+    publish_with(kafka, ns, both, {**base, "ce_id": event_id_of(both["payment_id"]),
+                                   "ce_traceparent": CE_TRACEPARENT, "traceparent": TRACEPARENT})
+    for p, trace in ((only_ce, CE_TRACE_ID), (both, TRACE_ID)):
+        assert wait_order(inv, p["order_id"])["status"] == "fulfilled"
+        tp = check_ce_headers(outcome_of(kafka, ns, p["order_id"]), "order.fulfilled.v1")
+        assert tp.split("-")[1] == trace, (p["order_id"], tp)

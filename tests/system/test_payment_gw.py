@@ -155,6 +155,72 @@ def test_traceparent_started_when_absent_or_invalid(gw, kafka, ns):
     assert r3.status_code == 415 and TRACEPARENT_RE.match(r3.headers["traceparent"])
 
 
+def _post_with_header_lines(gw, body: bytes, lines: list[tuple[str, str]]) -> tuple[int, dict]:
+    """POST with repeated header fields (requests folds them into one)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/v1/payments")
+        for k, v in list(signed_headers(body, WEBHOOK_SECRET).items()) + lines:
+            conn.putheader(k, v)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_tracestate_travels_with_traceparent(gw, kafka, ns):
+    """Issue 15 defect 5 (gateway): the caller's tracestate goes onto the
+    payment.success record (and the answer) with the gateway's traceparent,
+    by the W3C rules: only with a valid traceparent, several fields joined
+    in order, optional whitespace dropped, an invalid list dropped whole,
+    long lists cut to 512 characters."""
+    tid = "0af7651916cd43dd8448eb211c80319c"
+    incoming = f"00-{tid}-b7ad6b7169203331-01"
+    cases = {
+        "plain": ({"traceparent": incoming, "tracestate": "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"},
+                  "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
+        "whitespace": ({"traceparent": incoming, "tracestate": "foo=1 \t , \t bar=2,,"},
+                       "foo=1,bar=2"),
+        "no traceparent": ({"tracestate": "rojo=1"}, None),
+        "bad traceparent": ({"traceparent": incoming.upper(), "tracestate": "rojo=1"}, None),
+        "duplicate key": ({"traceparent": incoming, "tracestate": "foo=1,foo=2"}, None),
+        "bad key": ({"traceparent": incoming, "tracestate": "FOO=1"}, None),
+        "33 members": ({"traceparent": incoming,
+                        "tracestate": ",".join(f"k{i}=v" for i in range(33))}, None),
+    }
+    sent = {}
+    for name, (headers, want) in cases.items():
+        p = payment()
+        r = post_payment(gw.url, p, headers=headers)
+        assert r.status_code == 202, (name, r.text)
+        assert r.headers.get("tracestate") == want, (name, r.headers)
+        sent[r.json()["event_id"]] = (name, want, r.headers["traceparent"])
+    # Several tracestate fields are one list, in order; two traceparent
+    # fields are no valid parent (a new trace, no tracestate).
+    body = encode(payment())
+    status, h = _post_with_header_lines(gw, body, [("traceparent", incoming), ("tracestate", "foo=1,bar=2"),
+                                                   ("tracestate", "rojo=1"), ("tracestate", "baz=3")])
+    assert status == 202 and h.get("tracestate") == "foo=1,bar=2,rojo=1,baz=3", h
+    sent[event_id_for(json.loads(body)["payment_id"])] = ("joined", "foo=1,bar=2,rojo=1,baz=3", h["traceparent"])
+    body = encode(payment())
+    status, h = _post_with_header_lines(gw, body, [("traceparent", incoming), ("traceparent", incoming),
+                                                   ("tracestate", "rojo=1")])
+    assert status == 202 and "tracestate" not in h and tid not in h["traceparent"], h
+    sent[event_id_for(json.loads(body)["payment_id"])] = ("two traceparents", None, h["traceparent"])
+
+    byid, _ = records_by_event(kafka, ns, len(sent))
+    for eid, (name, want, tp) in sent.items():
+        rec = byid[eid]
+        assert rec.header("traceparent") == tp, name
+        assert rec.header("tracestate") == want, (name, rec.headers)
+        if want is not None:
+            assert TRACEPARENT_RE.match(tp).group(1) == tid, name
+
+
 def test_same_payment_twice_gives_one_event_id(gw, kafka, ns):
     p = payment()
     r1 = post_payment(gw.url, p)

@@ -199,7 +199,7 @@ static void test_produce_dr(void **state)
     assert_true(of_metric_value(h, OF_LABELS("t.dr")) == 10);
 
     /* Headers are taken even when the record is refused. */
-    rd_kafka_headers_t *hd = of_kafka_ce_headers("id", "x.v1", "/t", NULL, NULL);
+    rd_kafka_headers_t *hd = of_kafka_ce_headers("id", "x.v1", "/t", NULL, NULL, NULL);
     assert_int_equal(of_kafka_produce(p, "t.dr", 7 /* no such partition */,
                                       "k", 1, "v", 1, hd, count_dr, &c, 100,
                                       err, sizeof err),
@@ -215,7 +215,8 @@ static void test_ce_headers(void **state)
     rd_kafka_headers_t *h = of_kafka_ce_headers(
         "6f1c8e2a-0000-5000-8000-000000000001", "payment.success.v1",
         "/payment-gw", "2026-11-22T10:00:00.000Z",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
     char buf[128];
     assert_string_equal(of_kafka_headers_get(h, "ce_specversion", buf, sizeof buf), "1.0");
     assert_string_equal(of_kafka_headers_get(h, "content-type", buf, sizeof buf),
@@ -243,16 +244,26 @@ static void test_ce_headers(void **state)
                         "application/json");
     assert_string_equal(of_kafka_header(m, "traceparent", buf, sizeof buf),
                         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    assert_string_equal(of_kafka_header(m, "tracestate", buf, sizeof buf),
+                        "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
     assert_int_equal(of_kafka_consumer_store(c, m), OF_OK);
     assert_int_equal(of_kafka_consumer_commit(c), OF_OK);
     rd_kafka_message_destroy(m);
     of_kafka_consumer_destroy(c);
 
-    /* ce_time defaults to now; no traceparent when NULL. */
-    h = of_kafka_ce_headers("id", "t", "/s", NULL, NULL);
+    /* ce_time defaults to now; no traceparent when NULL, and then no
+     * tracestate either (it only travels with a traceparent). */
+    h = of_kafka_ce_headers("id", "t", "/s", NULL, NULL, "rojo=1");
     int64_t ms;
     assert_int_equal(of_time_parse_rfc3339(of_kafka_headers_get(h, "ce_time", buf, sizeof buf), &ms), 0);
     assert_null(of_kafka_headers_get(h, "traceparent", buf, sizeof buf));
+    assert_null(of_kafka_headers_get(h, "tracestate", buf, sizeof buf));
+    rd_kafka_headers_destroy(h);
+    /* An empty tracestate is not sent. */
+    h = of_kafka_ce_headers("id", "t", "/s", NULL,
+                            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "");
+    assert_non_null(of_kafka_headers_get(h, "traceparent", buf, sizeof buf));
+    assert_null(of_kafka_headers_get(h, "tracestate", buf, sizeof buf));
     rd_kafka_headers_destroy(h);
     of_kafka_producer_destroy(p, 5000);
 }
@@ -279,7 +290,7 @@ static void test_dlq(void **state)
 
     /* An original that already went through a DLQ once (replayed). */
     rd_kafka_headers_t *h = of_kafka_ce_headers("e1", "payment.success.v1",
-                                                "/payment-gw", NULL, NULL);
+                                                "/payment-gw", NULL, NULL, NULL);
     rd_kafka_header_add(h, "dup", -1, "one", -1);
     rd_kafka_header_add(h, "dup", -1, "two", -1);
     rd_kafka_header_add(h, "nullh", -1, NULL, 0);
@@ -447,7 +458,7 @@ static void test_fatal(void **state)
     /* The error callback runs on the poll thread. */
     assert_true(wait_ready(p, false, 5000));
     char err[256];
-    rd_kafka_headers_t *h = of_kafka_ce_headers("id", "t", "/s", NULL, NULL);
+    rd_kafka_headers_t *h = of_kafka_ce_headers("id", "t", "/s", NULL, NULL, NULL);
     assert_int_equal(of_kafka_produce(p, "t.fatal", RD_KAFKA_PARTITION_UA, "k",
                                       1, "v", 1, h, NULL, NULL, 100, err,
                                       sizeof err),

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "of_trace.h"
@@ -116,6 +117,171 @@ static void test_random_bytes(void **state)
     of_random_bytes(NULL, 0);
 }
 
+/* tracestate: the W3C Trace Context test suite's cases
+ * (test/test.py: test_tracestate_*) and OpenTelemetry's propagator
+ * behaviour (an invalid list is dropped whole). */
+static int ts(const char *in, char *out)
+{
+    return of_tracestate_parse(in, strlen(in), out, OF_TRACESTATE_MAX + 1);
+}
+
+static void expect_ts(const char *in, const char *want)
+{
+    char out[OF_TRACESTATE_MAX + 1];
+    int n = ts(in, out);
+    if (want == NULL) {
+        if (n != -1 || out[0] != '\0')
+            fail_msg("'%.80s': want invalid, got %d '%s'", in, n, out);
+        return;
+    }
+    if (n != (int)strlen(want) || strcmp(out, want) != 0)
+        fail_msg("'%.80s': want '%s', got %d '%s'", in, want, n, out);
+}
+
+static void test_tracestate_valid(void **state)
+{
+    (void)state;
+    expect_ts("foo=1", "foo=1");
+    expect_ts("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+              "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    /* optional whitespace around members (test_tracestate_ows_handling) */
+    expect_ts("foo=1 \t , \t bar=2, \t baz=3", "foo=1,bar=2,baz=3");
+    expect_ts("foo=1\t \t,\t \tbar=2,\t \tbaz=3", "foo=1,bar=2,baz=3");
+    expect_ts(" foo=1", "foo=1");
+    expect_ts("\tfoo=1", "foo=1");
+    expect_ts("foo=1 ", "foo=1");
+    expect_ts("foo=1\t", "foo=1");
+    expect_ts("\t foo=1 \t", "foo=1");
+    /* empty members and an empty value are allowed */
+    expect_ts("foo=1,,bar=2", "foo=1,bar=2");
+    expect_ts(",foo=1,", "foo=1");
+    expect_ts("", "");
+    expect_ts(" , ,\t", "");
+    /* multi-tenant keys; a value with inner spaces and '@' */
+    expect_ts("tenant@vendor=x,1t@v=y", "tenant@vendor=x,1t@v=y");
+    expect_ts("ot=p:8;r:62 a", "ot=p:8;r:62 a");
+    /* several header lines joined in order
+     * (test_tracestate_multiple_headers_different_keys) */
+    expect_ts("foo=1,bar=2,rojo=1,congo=2,baz=3", "foo=1,bar=2,rojo=1,congo=2,baz=3");
+    /* every allowed character (test_tracestate_all_allowed_characters) */
+    char key[64] = "abcdefghijklmnopqrstuvwxyz0123456789_-*/";
+    char val[128];
+    size_t v = 0;
+    for (int c = 0x20; c <= 0x7e; c++)
+        if (c != ',' && c != '=')
+            val[v++] = (char)c;
+    val[v] = '\0';
+    char in[300];
+    snprintf(in, sizeof in, "%s=%s", key, val);
+    expect_ts(in, in);
+    snprintf(in, sizeof in, "%s@a-z0-9_-*/=%s", key, val);
+    expect_ts(in, in);
+}
+
+static void test_tracestate_invalid(void **state)
+{
+    (void)state;
+    /* duplicated keys (test_tracestate_duplicated_keys) */
+    expect_ts("foo=1,foo=1", NULL);
+    expect_ts("foo=1,foo=2", NULL);
+    /* illegal keys (test_tracestate_key_illegal_characters, _vendor_format) */
+    expect_ts("foo =1", NULL);
+    expect_ts("FOO=1", NULL);
+    expect_ts("foo.bar=1", NULL);
+    expect_ts("1foo=1", NULL);
+    expect_ts("foo@=1,bar=2", NULL);
+    expect_ts("@foo=1,bar=2", NULL);
+    expect_ts("foo@@bar=1,bar=2", NULL);
+    expect_ts("foo@bar@baz=1,bar=2", NULL);
+    expect_ts("foo@1bar=1", NULL);
+    /* illegal values (test_tracestate_value_illegal_characters) */
+    expect_ts("foo=bar=baz", NULL);
+    expect_ts("foo=,bar=3", NULL);
+    expect_ts("foo", NULL);
+    expect_ts("=1", NULL);
+    expect_ts("foo=a\x01b", NULL);
+    expect_ts("foo=caf\xc3\xa9", NULL);
+    /* NULs count: a length beyond the string */
+    char out[OF_TRACESTATE_MAX + 1];
+    assert_int_equal(of_tracestate_parse("foo=1\0x", 7, out, sizeof out), -1);
+    /* a buffer smaller than the maximum is refused */
+    char small[16];
+    assert_int_equal(of_tracestate_parse("foo=1", 5, small, sizeof small), -1);
+}
+
+static void test_tracestate_limits(void **state)
+{
+    (void)state;
+    char in[20000], out[OF_TRACESTATE_MAX + 1];
+    /* 32 members pass, 33 are dropped (test_tracestate_member_count_limit) */
+    size_t o = 0;
+    for (int i = 1; i <= 32; i++)
+        o += (size_t)snprintf(in + o, sizeof in - o, "%sbar%02d=%02d", i > 1 ? "," : "", i, i);
+    assert_int_equal(ts(in, out), (int)o);
+    assert_string_equal(out, in);
+    snprintf(in + o, sizeof in - o, ",bar33=33");
+    expect_ts(in, NULL);
+    /* key lengths (test_tracestate_key_length_limit) */
+    memset(in, 'z', 256);
+    strcpy(in + 256, "=1");
+    expect_ts(in, in);
+    memset(in, 'z', 257);
+    strcpy(in + 257, "=1");
+    expect_ts(in, NULL);
+    memset(in, 't', 241);
+    in[241] = '@';
+    memset(in + 242, 'v', 14);
+    strcpy(in + 256, "=1");
+    expect_ts(in, in);
+    memset(in, 't', 242);
+    strcpy(in + 242, "@v=1");
+    expect_ts(in, NULL);
+    strcpy(in, "t@");
+    memset(in + 2, 'v', 15);
+    strcpy(in + 17, "=1");
+    expect_ts(in, NULL);
+    /* value lengths: 256 passes, 257 does not */
+    strcpy(in, "k=");
+    memset(in + 2, 'v', 256);
+    in[258] = '\0';
+    expect_ts(in, in);
+    strcpy(in, "k=");
+    memset(in + 2, 'v', 257);
+    in[259] = '\0';
+    expect_ts(in, NULL);
+    /* Longer than 512 in all: members over 128 characters go first, from
+     * the right, then members from the end. */
+    o = (size_t)snprintf(in, sizeof in, "a=1,");
+    strcpy(in + o, "big1=");
+    o += 5;
+    memset(in + o, 'x', 200);
+    o += 200;
+    o += (size_t)snprintf(in + o, sizeof in - o, ",b=2,big2=");
+    memset(in + o, 'y', 200);
+    o += 200;
+    o += (size_t)snprintf(in + o, sizeof in - o, ",c=3,big3=");
+    memset(in + o, 'z', 200);
+    o += 200;
+    in[o] = '\0';
+    /* 3 x 205 + 3 x 3 + 5 commas = 629: dropping big3 (205 + 1) leaves
+     * 423 <= 512, so big1 and big2 stay */
+    int n = ts(in, out);
+    assert_true(n > 0 && n <= OF_TRACESTATE_MAX);
+    assert_non_null(strstr(out, "big1="));
+    assert_non_null(strstr(out, "big2="));
+    assert_null(strstr(out, "big3="));
+    assert_non_null(strstr(out, ",c=3"));
+    /* 40 members of 20 characters: more than 32 is invalid anyway; 30 of
+     * 20 = 629 with commas, none over 128: cut from the end */
+    o = 0;
+    for (int i = 0; i < 30; i++)
+        o += (size_t)snprintf(in + o, sizeof in - o, "%sk%02d=%016d", i ? "," : "", i, i);
+    n = ts(in, out);
+    assert_true(n > 0 && n <= OF_TRACESTATE_MAX);
+    assert_int_equal(strncmp(out, in, (size_t)n), 0); /* a prefix, whole members */
+    assert_true(in[n] == ',');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -125,6 +291,9 @@ int main(void)
         cmocka_unit_test(test_format_round_trip),
         cmocka_unit_test(test_child),
         cmocka_unit_test(test_random_bytes),
+        cmocka_unit_test(test_tracestate_valid),
+        cmocka_unit_test(test_tracestate_invalid),
+        cmocka_unit_test(test_tracestate_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,9 +57,11 @@ static void make(inv_rec *r, const char *pid, int64_t off)
              "\"currency\":\"EUR\",\"items\":[{\"sku\":\"A\",\"qty\":1}],"
              "\"customer\":{\"id\":\"c\"}}",
              pid, pid);
-    assert_int_equal(inv_rec_init(r, NULL, json, strlen(json), 0, off,
-                                  "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-                     OF_OK);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    rd_kafka_header_add(h, "traceparent", -1,
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", -1);
+    assert_int_equal(inv_rec_init(r, NULL, json, strlen(json), 0, off, h), OF_OK);
+    rd_kafka_headers_destroy(h);
 }
 
 static void free_all(inv_rec *r, size_t n)

@@ -118,7 +118,8 @@ static void test_headers(void **state)
     (void)state;
     const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     rd_kafka_headers_t *h = gw_event_headers(
-        "5f0c6f1e-0000-5000-8000-000000000001", "2026-11-22T10:00:01.000Z", tp);
+        "5f0c6f1e-0000-5000-8000-000000000001", "2026-11-22T10:00:01.000Z", tp,
+        "congo=t61rcWkgMzE");
     assert_non_null(h);
     char buf[128];
     assert_string_equal(of_kafka_headers_get(h, "ce_specversion", buf, sizeof buf), "1.0");
@@ -133,6 +134,12 @@ static void test_headers(void **state)
     assert_string_equal(of_kafka_headers_get(h, "content-type", buf, sizeof buf),
                         "application/json");
     assert_string_equal(of_kafka_headers_get(h, "traceparent", buf, sizeof buf), tp);
+    assert_string_equal(of_kafka_headers_get(h, "tracestate", buf, sizeof buf),
+                        "congo=t61rcWkgMzE");
+    rd_kafka_headers_destroy(h);
+    h = gw_event_headers("5f0c6f1e-0000-5000-8000-000000000001",
+                         "2026-11-22T10:00:01.000Z", tp, "");
+    assert_null(of_kafka_headers_get(h, "tracestate", buf, sizeof buf));
     rd_kafka_headers_destroy(h);
 }
 

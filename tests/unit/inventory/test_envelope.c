@@ -1,0 +1,140 @@
+/* Unit tests: inv_envelope, what a payment.success record says besides its
+ * payment (trace context in its W3C and CloudEvents forms). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "inv_batch.h"
+#include "inv_envelope.h"
+
+#define TP_W3C "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define TP_CE "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+/* A header list from name/value pairs, NULL-terminated. */
+static rd_kafka_headers_t *hdrs(const char *const *kv)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    for (size_t i = 0; kv[i] != NULL; i += 2)
+        rd_kafka_header_add(h, kv[i], -1, kv[i + 1], -1);
+    return h;
+}
+
+static void trace_of(const char *const *kv, inv_envelope *e)
+{
+    rd_kafka_headers_t *h = hdrs(kv);
+    inv_envelope_trace(h, e);
+    rd_kafka_headers_destroy(h);
+}
+
+static void test_trace_w3c_headers(void **state)
+{
+    (void)state;
+    inv_envelope e;
+    trace_of((const char *const[]){"traceparent", TP_W3C, "tracestate",
+                                   "rojo=00f067aa0ba902b7 , congo=t61rcWkgMzE", NULL},
+             &e);
+    assert_string_equal(e.traceparent, TP_W3C);
+    assert_string_equal(e.tracestate, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    /* no tracestate, an invalid one */
+    trace_of((const char *const[]){"traceparent", TP_W3C, NULL}, &e);
+    assert_string_equal(e.traceparent, TP_W3C);
+    assert_string_equal(e.tracestate, "");
+    trace_of((const char *const[]){"traceparent", TP_W3C, "tracestate", "a=1,a=2", NULL}, &e);
+    assert_string_equal(e.tracestate, "");
+    /* none at all */
+    inv_envelope_trace(NULL, &e);
+    assert_string_equal(e.traceparent, "");
+    assert_string_equal(e.tracestate, "");
+}
+
+static void test_trace_cloudevents_extension(void **state)
+{
+    (void)state;
+    inv_envelope e;
+    /* the CloudEvents distributed tracing extension's Kafka form */
+    trace_of((const char *const[]){"ce_traceparent", TP_CE, "ce_tracestate", "congo=1", NULL},
+             &e);
+    assert_string_equal(e.traceparent, TP_CE);
+    assert_string_equal(e.tracestate, "congo=1");
+    /* both forms: the W3C header wins, and its tracestate goes with it
+     * (never the other form's) */
+    trace_of((const char *const[]){"ce_traceparent", TP_CE, "ce_tracestate", "congo=1",
+                                   "traceparent", TP_W3C, NULL},
+             &e);
+    assert_string_equal(e.traceparent, TP_W3C);
+    assert_string_equal(e.tracestate, "");
+    /* an invalid traceparent falls back to the ce_ pair */
+    trace_of((const char *const[]){"traceparent", "00-zz", "tracestate", "rojo=1",
+                                   "ce_traceparent", TP_CE, "ce_tracestate", "congo=1", NULL},
+             &e);
+    assert_string_equal(e.traceparent, TP_CE);
+    assert_string_equal(e.tracestate, "congo=1");
+    /* tracestate never travels without a valid traceparent */
+    trace_of((const char *const[]){"tracestate", "rojo=1", "ce_tracestate", "congo=1", NULL},
+             &e);
+    assert_string_equal(e.traceparent, "");
+    assert_string_equal(e.tracestate, "");
+    /* of several headers with one name, the last */
+    trace_of((const char *const[]){"traceparent", TP_CE, "traceparent", TP_W3C, NULL}, &e);
+    assert_string_equal(e.traceparent, TP_W3C);
+}
+
+static void test_trace_future_version(void **state)
+{
+    (void)state;
+    inv_envelope e;
+    /* a later version with more fields: the known part, as version 00 */
+    trace_of((const char *const[]){"traceparent",
+                                   "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds",
+                                   NULL},
+             &e);
+    assert_string_equal(e.traceparent, TP_W3C);
+    trace_of((const char *const[]){"traceparent", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                                   NULL},
+             &e);
+    assert_string_equal(e.traceparent, "");
+}
+
+static const char PAY[] =
+    "{\"payment_id\":\"pay_1\",\"order_id\":\"ord_1\",\"amount_cents\":4599,"
+    "\"currency\":\"EUR\",\"items\":[{\"sku\":\"SKU-A\",\"qty\":1}],"
+    "\"customer\":{\"id\":\"cus_1\"}}";
+
+/* inv_rec_init takes the record's trace context from its headers: the
+ * outcome's span is a child of it and the tracestate is kept. */
+static void test_rec_init_reads_the_trace(void **state)
+{
+    (void)state;
+    rd_kafka_headers_t *h = hdrs((const char *const[]){
+        "ce_traceparent", TP_CE, "ce_tracestate", "congo=t61rcWkgMzE", NULL});
+    inv_rec r;
+    assert_int_equal(inv_rec_init(&r, NULL, PAY, strlen(PAY), 0, 1, h), OF_OK);
+    rd_kafka_headers_destroy(h);
+    assert_true(r.valid);
+    assert_string_equal(r.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    assert_memory_equal(r.traceparent, "00-0af7651916cd43dd8448eb211c80319c-", 36);
+    assert_string_not_equal(r.traceparent, TP_CE); /* a child span */
+    assert_string_equal(r.tracestate, "congo=t61rcWkgMzE");
+    inv_rec_free(&r);
+
+    assert_int_equal(inv_rec_init(&r, NULL, PAY, strlen(PAY), 0, 2, NULL), OF_OK);
+    assert_int_equal(strlen(r.traceparent), 55); /* a new trace */
+    assert_string_equal(r.tracestate, "");
+    inv_rec_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_trace_w3c_headers),
+        cmocka_unit_test(test_trace_cloudevents_extension),
+        cmocka_unit_test(test_trace_future_version),
+        cmocka_unit_test(test_rec_init_reads_the_trace),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -3,6 +3,7 @@
  */
 #include "inv_batch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,7 @@ of_status inv_rec_init(inv_rec *r, rd_kafka_message_t *msg, const void *value,
     r->offset = offset;
 
     inv_envelope env;
-    inv_envelope_trace(hdrs, &env);
+    of_status est = inv_envelope_read(hdrs, value, len, &env);
     of_trace parent, child;
     if (env.traceparent[0] != '\0' &&
         of_trace_parse(env.traceparent, strlen(env.traceparent), &parent) == 0)
@@ -31,8 +32,15 @@ of_status inv_rec_init(inv_rec *r, rd_kafka_message_t *msg, const void *value,
     memcpy(r->trace_id, child.trace_id, sizeof r->trace_id);
 
     const char *eclass = NULL;
-    of_status st = inv_payment_parse(value, len, &r->pay, &eclass, r->error,
-                                     sizeof r->error);
+    of_status st = est;
+    if (est == OF_EPERMANENT) {
+        /* An event of another type: dead-lettered as it is. */
+        eclass = env.error_class;
+        snprintf(r->error, sizeof r->error, "%s", env.error);
+    } else if (est == OF_OK) {
+        st = inv_payment_parse(value, len, &r->pay, &eclass, r->error,
+                               sizeof r->error);
+    }
     if (st == OF_OK) {
         r->valid = true;
         r->disp = INV_PENDING;

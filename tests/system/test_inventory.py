@@ -831,3 +831,40 @@ def test_cloudevents_tracing_extension_is_read(kafka, ns, inv):
         assert wait_order(inv, p["order_id"])["status"] == "fulfilled"
         tp = check_ce_headers(outcome_of(kafka, ns, p["order_id"]), "order.fulfilled.v1")
         assert tp.split("-")[1] == trace, (p["order_id"], tp)
+
+
+def test_records_of_another_event_type_are_dead_lettered(kafka, ns, db, inv):
+    """Issue 15 defect 3: a record on payment.success whose ce_type is not
+    payment.success.v1 (or whose ce_specversion is not 1.0) is dead-lettered
+    as unexpected_event_type with its payment untouched; it used to be
+    fulfilled. A plain record without CloudEvents headers is still read as
+    a payment (the topic says what it is)."""
+    put_stock(inv, "SKU-A", 10)
+    topic = ns.topic("payment.success")
+    cases = [
+        ("ce_type", {"ce_type": "com.example.payment.failed.v1"}, "com.example.payment.failed.v1"),
+        ("ce_specversion", {"ce_specversion": "0.3"}, "'0.3' is not 1.0"),
+        ("no ce_type", {"ce_type": None}, "ce_type: missing"),
+    ]
+    refused = []
+    for name, change, message in cases:
+        p = payment(items=["SKU-A:1"])
+        h = {k: v for k, v in {**record_headers(p), **change}.items() if v is not None}
+        _, off = kafka.produce(topic, p["order_id"], record_value(p), headers=h, partition=0)
+        refused.append((name, p, off, message))
+    plain = payment(items=["SKU-A:2"])
+    _, off_plain = kafka.produce(topic, plain["order_id"], record_value(plain), partition=0)
+
+    order = wait_order(inv, plain["order_id"])
+    assert order["status"] == "fulfilled" and order["event_id"] == event_id_of(plain["payment_id"])
+    dlq = sorted(dlq_records(kafka, ns, len(refused)), key=lambda d: int(d.header("dlq.original.offset")))
+    assert [int(d.header("dlq.original.offset")) for d in dlq] == [off for _, _, off, _ in refused]
+    for d, (name, p, _, message) in zip(dlq, refused):
+        assert d.header("dlq.error.class") == "unexpected_event_type", name
+        assert message in d.header("dlq.error.message"), (name, d.header("dlq.error.message"))
+        assert d.key == p["order_id"].encode() and d.json()["payment_id"] == p["payment_id"], name
+        assert inv.get(f"/v1/orders/{p['order_id']}").status_code == 404, name
+    # Only the plain payment touched the stock.
+    assert get_stock(inv, "SKU-A")["reserved"] == 2
+    wait_until(lambda: consumed_all(kafka, ns, len(refused) + 1), timeout=20, message="offsets committed")
+    assert metric(inv, "orderflow_inventory_dlq_total", {"error_class": "unexpected_event_type"}) == 3

@@ -128,6 +128,89 @@ static void test_rec_init_reads_the_trace(void **state)
     inv_rec_free(&r);
 }
 
+/* Issue 15 defect 3: the event type and spec version are checked. */
+static of_status read_env(const char *const *kv, inv_envelope *e)
+{
+    rd_kafka_headers_t *h = kv ? hdrs(kv) : NULL;
+    of_status st = inv_envelope_read(h, PAY, strlen(PAY), e);
+    if (h)
+        rd_kafka_headers_destroy(h);
+    return st;
+}
+
+static void test_event_type(void **state)
+{
+    (void)state;
+    inv_envelope e;
+    /* what payment-gw sends */
+    assert_int_equal(read_env((const char *const[]){"ce_specversion", "1.0", "ce_type",
+                                                    "payment.success.v1", "ce_id", "x",
+                                                    "traceparent", TP_W3C, NULL},
+                              &e),
+                     OF_OK);
+    assert_null(e.error_class);
+    assert_string_equal(e.traceparent, TP_W3C);
+    /* plain records: no CloudEvents headers at all */
+    assert_int_equal(read_env(NULL, &e), OF_OK);
+    assert_int_equal(read_env((const char *const[]){"content-type", "application/json", NULL}, &e),
+                     OF_OK);
+    assert_int_equal(read_env((const char *const[]){"traceparent", TP_W3C, NULL}, &e), OF_OK);
+
+    struct {
+        const char *const *kv;
+        const char *msg;
+    } bad[] = {
+        {(const char *const[]){"ce_specversion", "1.0", "ce_type",
+                               "com.example.payment.failed.v1", NULL},
+         "ce_type: 'com.example.payment.failed.v1' is not payment.success.v1"},
+        {(const char *const[]){"ce_specversion", "1.0", "ce_type", "payment.success.v2", NULL},
+         "ce_type: 'payment.success.v2' is not payment.success.v1"},
+        {(const char *const[]){"ce_specversion", "1.0", "ce_type", "Payment.Success.V1", NULL},
+         "is not payment.success.v1"},
+        {(const char *const[]){"ce_specversion", "1.0", NULL}, "ce_type: missing"},
+        {(const char *const[]){"ce_specversion", "1.0", "ce_type", "", NULL}, "ce_type: empty"},
+        {(const char *const[]){"ce_specversion", "0.3", "ce_type", "payment.success.v1", NULL},
+         "ce_specversion: '0.3' is not 1.0"},
+        {(const char *const[]){"ce_type", "payment.success.v1", NULL}, "ce_specversion: missing"},
+        {(const char *const[]){"ce_specversion", "1.0", "ce_type", "evil\nline", NULL},
+         "ce_type: not shown (9 bytes)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        of_status st = read_env(bad[i].kv, &e);
+        if (st != OF_EPERMANENT || e.error_class == NULL ||
+            strcmp(e.error_class, INV_ECLASS_EVENT_TYPE) != 0 ||
+            strstr(e.error, bad[i].msg) == NULL)
+            fail_msg("case %zu: status %d class %s error '%s', want '%s'", i, (int)st,
+                     e.error_class ? e.error_class : "(none)", e.error, bad[i].msg);
+    }
+    /* the last ce_type counts; a long one is not echoed */
+    assert_int_equal(read_env((const char *const[]){"ce_specversion", "1.0", "ce_type",
+                                                    "other.v1", "ce_type",
+                                                    "payment.success.v1", NULL},
+                              &e),
+                     OF_OK);
+    char longtype[400];
+    memset(longtype, 'x', sizeof longtype - 1);
+    longtype[sizeof longtype - 1] = '\0';
+    assert_int_equal(read_env((const char *const[]){"ce_specversion", "1.0", "ce_type",
+                                                    longtype, NULL},
+                              &e),
+                     OF_EPERMANENT);
+    assert_null(strstr(e.error, "xxxxxxxx"));
+
+    /* inv_rec_init dead-letters it, the payment untouched */
+    rd_kafka_headers_t *h = hdrs((const char *const[]){
+        "ce_specversion", "1.0", "ce_type", "com.example.payment.failed.v1", NULL});
+    inv_rec r;
+    assert_int_equal(inv_rec_init(&r, NULL, PAY, strlen(PAY), 0, 3, h), OF_OK);
+    rd_kafka_headers_destroy(h);
+    assert_false(r.valid);
+    assert_int_equal(r.disp, INV_DEADLETTER);
+    assert_string_equal(r.error_class, "unexpected_event_type");
+    assert_non_null(strstr(r.error, "com.example.payment.failed.v1"));
+    inv_rec_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_trace_cloudevents_extension),
         cmocka_unit_test(test_trace_future_version),
         cmocka_unit_test(test_rec_init_reads_the_trace),
+        cmocka_unit_test(test_event_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,6 @@
  */
 #include "inv_batch.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +19,9 @@ of_status inv_rec_init(inv_rec *r, rd_kafka_message_t *msg, const void *value,
     r->offset = offset;
 
     inv_envelope env;
-    of_status est = inv_envelope_read(hdrs, value, len, &env);
+    const char *eclass = NULL;
+    of_status st = inv_envelope_payment(hdrs, value, len, &env, &r->pay,
+                                        &eclass, r->error, sizeof r->error);
     of_trace parent, child;
     if (env.traceparent[0] != '\0' &&
         of_trace_parse(env.traceparent, strlen(env.traceparent), &parent) == 0)
@@ -31,16 +32,6 @@ of_status inv_rec_init(inv_rec *r, rd_kafka_message_t *msg, const void *value,
     of_trace_format(&child, r->traceparent, sizeof r->traceparent);
     memcpy(r->trace_id, child.trace_id, sizeof r->trace_id);
 
-    const char *eclass = NULL;
-    of_status st = est;
-    if (est == OF_EPERMANENT) {
-        /* An event of another type: dead-lettered as it is. */
-        eclass = env.error_class;
-        snprintf(r->error, sizeof r->error, "%s", env.error);
-    } else if (est == OF_OK) {
-        st = inv_payment_parse(value, len, &r->pay, &eclass, r->error,
-                               sizeof r->error);
-    }
     if (st == OF_OK) {
         r->valid = true;
         r->disp = INV_PENDING;

@@ -868,3 +868,66 @@ def test_records_of_another_event_type_are_dead_lettered(kafka, ns, db, inv):
     assert get_stock(inv, "SKU-A")["reserved"] == 2
     wait_until(lambda: consumed_all(kafka, ns, len(refused) + 1), timeout=20, message="offsets committed")
     assert metric(inv, "orderflow_inventory_dlq_total", {"error_class": "unexpected_event_type"}) == 3
+
+
+def test_cloudevents_sdk_records_structured_and_binary(kafka, ns, inv):
+    """Issue 15 defect 4 and contract section 10, with the CloudEvents
+    Python SDK producing through confluent-kafka (the harness producer):
+    structured mode (application/cloudevents+json) is read, not dead-lettered
+    as "payment_id: is required"; the event's id (binary: ce_id) is the
+    event id; type, specversion and the tracing extension are read as in
+    binary mode. Also the SDK's older binding (cloudevents.v1.kafka), which
+    writes the structured envelope without its content type."""
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+    from cloudevents.v1.http import CloudEvent as LegacyCloudEvent
+    from cloudevents.v1.kafka import to_structured as legacy_to_structured
+
+    put_stock(inv, "SKU-A", 10)
+    topic = ns.topic("payment.success")
+
+    def event(p: dict, ce_type: str = "payment.success.v1") -> tuple[CloudEvent, str]:
+        eid = str(uuid.uuid4())  # not the id payment-gw would derive
+        attrs = {"type": ce_type, "source": "/shop", "id": eid, "partitionkey": p["order_id"],
+                 "datacontenttype": "application/json", "traceparent": CE_TRACEPARENT,
+                 "tracestate": "congo=t61rcWkgMzE"}
+        return CloudEvent(attributes=attrs, data=p), eid
+
+    def send(msg) -> None:
+        kafka.produce(topic, msg.key, msg.value, headers=list(msg.headers.items()))
+
+    structured, binary, legacy = (payment(items=["SKU-A:1"]) for _ in range(3))
+    ev_s, eid_s = event(structured)
+    msg = ce_kafka.to_structured(ev_s, JSONFormat())
+    assert msg.headers["content-type"] == b"application/cloudevents+json"
+    send(msg)
+    ev_b, eid_b = event(binary)
+    msg = ce_kafka.to_binary(ev_b, JSONFormat())
+    assert msg.headers["ce_id"] == eid_b.encode() and b"ce_traceparent" not in msg.value
+    send(msg)
+    eid_l = str(uuid.uuid4())
+    msg = legacy_to_structured(LegacyCloudEvent(
+        {"type": "payment.success.v1", "source": "/shop", "id": eid_l,
+         "partitionkey": legacy["order_id"], "traceparent": CE_TRACEPARENT}, legacy))
+    assert "content-type" not in msg.headers
+    send(msg)
+    other = payment(items=["SKU-A:1"])
+    send(ce_kafka.to_structured(event(other, "com.example.payment.failed.v1")[0], JSONFormat()))
+
+    for p, eid in ((structured, eid_s), (binary, eid_b), (legacy, eid_l)):
+        order = wait_order(inv, p["order_id"])
+        assert order["status"] == "fulfilled", (p["order_id"], order)
+        assert order["event_id"] == eid, (p["order_id"], order)
+        rec = outcome_of(kafka, ns, p["order_id"])
+        tp = check_ce_headers(rec, "order.fulfilled.v1")
+        assert tp.split("-")[1] == CE_TRACE_ID, (p["order_id"], tp)
+        v = rec.json()
+        assert v["payment_event_id"] == eid
+        assert rec.header("ce_id") == v["event_id"] == str(uuid.uuid5(OUTCOME_NS, eid))
+    dlq = dlq_records(kafka, ns, 1)
+    assert [d.header("dlq.error.class") for d in dlq] == ["unexpected_event_type"]
+    assert dlq[0].key == other["order_id"].encode()
+    assert "com.example.payment.failed.v1" in dlq[0].header("dlq.error.message")
+    assert inv.get(f"/v1/orders/{other['order_id']}").status_code == 404
+    assert get_stock(inv, "SKU-A")["reserved"] == 3

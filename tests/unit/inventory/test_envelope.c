@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,6 +212,185 @@ static void test_event_type(void **state)
     inv_rec_free(&r);
 }
 
+#define EID "0c1b6a8e-5d3e-4f7a-9b2c-1d2e3f4a5b6c"
+
+static of_status payment_of(const char *const *kv, const char *value,
+                            inv_payment *p, const char **cls, char *err)
+{
+    rd_kafka_headers_t *h = kv ? hdrs(kv) : NULL;
+    inv_envelope e;
+    of_status st = inv_envelope_payment(h, value, strlen(value), &e, p, cls, err, 256);
+    if (h)
+        rd_kafka_headers_destroy(h);
+    return st;
+}
+
+/* Issue 15 defect 4 and contract section 10: a binary record's ce_id is
+ * its event id. */
+static void test_ce_id_is_the_event_id(void **state)
+{
+    (void)state;
+    inv_payment p;
+    const char *cls = NULL;
+    char err[256];
+    /* no ce_id: derived from payment_id as payment-gw does */
+    assert_int_equal(payment_of(NULL, PAY, &p, &cls, err), OF_OK);
+    char derived[37];
+    strcpy(derived, p.event_id);
+    inv_payment_free(&p);
+    /* ce_id wins over the derived id and over the value's event_id */
+    assert_int_equal(payment_of((const char *const[]){"ce_specversion", "1.0", "ce_type",
+                                                      "payment.success.v1", "ce_id", EID, NULL},
+                                PAY, &p, &cls, err),
+                     OF_OK);
+    assert_string_equal(p.event_id, EID);
+    inv_payment_free(&p);
+    char with_eid[512];
+    snprintf(with_eid, sizeof with_eid, "%.*s,\"event_id\":\"%s\"}", (int)strlen(PAY) - 1, PAY,
+             derived);
+    assert_int_equal(payment_of((const char *const[]){"ce_id", "0C1B6A8E-5D3E-4F7A-9B2C-1D2E3F4A5B6C",
+                                                      NULL},
+                                with_eid, &p, &cls, err),
+                     OF_OK);
+    assert_string_equal(p.event_id, EID); /* lowercased */
+    inv_payment_free(&p);
+    /* not a UUID: a schema violation naming ce_id */
+    assert_int_equal(payment_of((const char *const[]){"ce_specversion", "1.0", "ce_type",
+                                                      "payment.success.v1", "ce_id", "evt-42", NULL},
+                                PAY, &p, &cls, err),
+                     OF_EPERMANENT);
+    assert_string_equal(cls, "schema_violation");
+    assert_non_null(strstr(err, "ce_id: 'evt-42' is not a UUID"));
+    assert_int_equal(payment_of((const char *const[]){"ce_id", "", NULL}, PAY, &p, &cls, err),
+                     OF_EPERMANENT);
+    /* a broken payment is reported as such, before the id */
+    assert_int_equal(payment_of((const char *const[]){"ce_id", "evt-42", NULL}, "{nope", &p,
+                                &cls, err),
+                     OF_EPERMANENT);
+    assert_string_equal(cls, "invalid_json");
+}
+
+static const char *const STRUCT_CT[] = {"content-type", "application/cloudevents+json; charset=UTF-8",
+                                        NULL};
+
+/* Issue 15 defect 4: structured-mode CloudEvents are read. */
+static void test_structured_mode(void **state)
+{
+    (void)state;
+    inv_payment p;
+    const char *cls = NULL;
+    char err[256];
+    char ev[1024];
+    snprintf(ev, sizeof ev,
+             "{\"specversion\":\"1.0\",\"type\":\"payment.success.v1\","
+             "\"source\":\"/shop\",\"id\":\"%s\",\"datacontenttype\":\"application/json\","
+             "\"traceparent\":\"%s\",\"tracestate\":\"congo=1\",\"data\":%s}",
+             EID, TP_CE, PAY);
+    rd_kafka_headers_t *h = hdrs(STRUCT_CT);
+    inv_envelope e;
+    assert_int_equal(inv_envelope_payment(h, ev, strlen(ev), &e, &p, &cls, err, sizeof err),
+                     OF_OK);
+    assert_string_equal(p.payment_id, "pay_1");
+    assert_string_equal(p.event_id, EID);
+    assert_true(e.structured);
+    assert_string_equal(e.traceparent, TP_CE);
+    assert_string_equal(e.tracestate, "congo=1");
+    assert_null(e.owned); /* released */
+    inv_payment_free(&p);
+    /* a traceparent header wins over the event's attribute */
+    rd_kafka_header_add(h, "traceparent", -1, TP_W3C, -1);
+    assert_int_equal(inv_envelope_payment(h, ev, strlen(ev), &e, &p, &cls, err, sizeof err),
+                     OF_OK);
+    assert_string_equal(e.traceparent, TP_W3C);
+    assert_string_equal(e.tracestate, "");
+    inv_payment_free(&p);
+    rd_kafka_headers_destroy(h);
+
+    /* data_base64 */
+    snprintf(ev, sizeof ev,
+             "{\"specversion\":\"1.0\",\"type\":\"payment.success.v1\",\"source\":\"/s\","
+             "\"id\":\"%s\",\"data_base64\":\"%s\"}",
+             EID,
+             "eyJwYXltZW50X2lkIjoicGF5XzIiLCJvcmRlcl9pZCI6Im9yZF8yIiwiYW1vdW50X2NlbnRzIjox"
+             "LCJjdXJyZW5jeSI6IkVVUiIsIml0ZW1zIjpbeyJza3UiOiJBIiwicXR5IjoxfV0sImN1c3RvbWVy"
+             "Ijp7ImlkIjoiYyJ9fQ==");
+    assert_int_equal(payment_of(STRUCT_CT, ev, &p, &cls, err), OF_OK);
+    assert_string_equal(p.payment_id, "pay_2");
+    inv_payment_free(&p);
+
+    struct {
+        const char *event;
+        const char *cls, *msg;
+    } bad[] = {
+        {"{\"specversion\":\"1.0\",\"type\":\"com.example.refund.v1\",\"id\":\"" EID "\","
+         "\"data\":{}}",
+         "unexpected_event_type", "type: 'com.example.refund.v1' is not payment.success.v1"},
+        {"{\"specversion\":\"0.3\",\"type\":\"payment.success.v1\",\"id\":\"" EID "\","
+         "\"data\":{}}",
+         "unexpected_event_type", "specversion: '0.3' is not 1.0"},
+        {"{\"type\":\"payment.success.v1\",\"id\":\"" EID "\",\"data\":{}}",
+         "unexpected_event_type", "specversion: missing"},
+        {"{\"specversion\":\"1.0\",\"type\":\"payment.success.v1\",\"data\":{}}",
+         "schema_violation", "id: is required"},
+        {"{\"specversion\":\"1.0\",\"type\":\"payment.success.v1\",\"id\":\"" EID "\"}",
+         "schema_violation", "data: is required"},
+        {"{\"specversion\":\"1.0\",\"type\":\"payment.success.v1\",\"id\":\"" EID "\","
+         "\"datacontenttype\":\"text/xml\",\"data\":\"<p/>\"}",
+         "schema_violation", "datacontenttype: 'text/xml' is not JSON"},
+        {"{\"specversion\":\"1.0\",\"type\":\"payment.success.v1\",\"id\":\"" EID "\","
+         "\"data_base64\":\"***\"}",
+         "schema_violation", "data_base64: not valid base64"},
+        {"{\"specversion\":\"1.0\",\"type\":\"payment.success.v1\",\"id\":\"e-1\","
+         "\"data\":" "{\"payment_id\":\"pay_1\",\"order_id\":\"ord_1\",\"amount_cents\":1,"
+         "\"currency\":\"EUR\",\"items\":[{\"sku\":\"A\",\"qty\":1}],\"customer\":{\"id\":\"c\"}}}",
+         "schema_violation", "id: 'e-1' is not a UUID"},
+        {"{\"specversion\":\"1.0\",\"type\":\"payment.success.v1\",\"id\":\"" EID "\","
+         "\"data\":{\"order_id\":\"o\"}}",
+         "schema_violation", "payment_id"},
+        {"[1,2]", "invalid_json", "structured CloudEvent"},
+        {"not json", "invalid_json", "structured CloudEvent"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        of_status st = payment_of(STRUCT_CT, bad[i].event, &p, &cls, err);
+        if (st != OF_EPERMANENT || strcmp(cls, bad[i].cls) != 0 ||
+            strstr(err, bad[i].msg) == NULL)
+            fail_msg("case %zu: status %d class %s err '%s', want %s '%s'", i, (int)st, cls,
+                     err, bad[i].cls, bad[i].msg);
+    }
+    /* The Python SDK's older binding: the envelope as the value, no
+     * content-type (or the data's), no ce_ headers. */
+    snprintf(ev, sizeof ev,
+             "{\"type\":\"payment.success.v1\",\"source\":\"/shop\",\"specversion\":\"1.0\","
+             "\"id\":\"%s\",\"data\":%s}",
+             EID, PAY);
+    assert_int_equal(payment_of(NULL, ev, &p, &cls, err), OF_OK);
+    assert_string_equal(p.event_id, EID);
+    inv_payment_free(&p);
+    assert_int_equal(payment_of((const char *const[]){"content-type", "application/json", NULL},
+                                ev, &p, &cls, err),
+                     OF_OK);
+    assert_string_equal(p.payment_id, "pay_1");
+    inv_payment_free(&p);
+    /* ... and then its type is checked too */
+    snprintf(ev, sizeof ev,
+             "{\"type\":\"other.v1\",\"specversion\":\"1.0\",\"id\":\"%s\",\"data\":%s}", EID,
+             PAY);
+    assert_int_equal(payment_of(NULL, ev, &p, &cls, err), OF_EPERMANENT);
+    assert_string_equal(cls, "unexpected_event_type");
+    /* a payment that merely mentions the word is a payment */
+    char pay2[512];
+    snprintf(pay2, sizeof pay2, "%.*s,\"note\":\"\\\"specversion\\\"\"}", (int)strlen(PAY) - 1,
+             PAY);
+    assert_int_equal(payment_of(NULL, pay2, &p, &cls, err), OF_OK);
+    inv_payment_free(&p);
+    /* a batch is not read */
+    assert_int_equal(payment_of((const char *const[]){"content-type",
+                                                      "application/cloudevents-batch+json", NULL},
+                                "[]", &p, &cls, err),
+                     OF_EPERMANENT);
+    assert_string_equal(cls, "unexpected_event_type");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +399,8 @@ int main(void)
         cmocka_unit_test(test_trace_future_version),
         cmocka_unit_test(test_rec_init_reads_the_trace),
         cmocka_unit_test(test_event_type),
+        cmocka_unit_test(test_ce_id_is_the_event_id),
+        cmocka_unit_test(test_structured_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,23 @@ of_sig_result of_sig_verify(const char *header, const void *body,
                             size_t blen, const char *const *secrets,
                             size_t nsecrets, int64_t now, int64_t tolerance_s);
 
+/* A keyring: one HMAC context per secret, keyed once. Verifying with it
+ * gives the same results as of_sig_verify() with the same secrets, without
+ * setting the keys up again for every request. Thread-safe; NULL when
+ * OpenSSL fails or memory runs out. The secrets are not kept in clear
+ * (only OpenSSL's key schedule), so the caller may wipe its copies. */
+typedef struct of_sig_keys of_sig_keys;
+of_sig_keys *of_sig_keys_new(const char *const *secrets, size_t nsecrets);
+
+/* of_sig_verify() with the keyring's secrets (an OpenSSL or memory
+ * failure counts as no match, as there). */
+of_sig_result of_sig_keys_verify(of_sig_keys *k, const char *header,
+                                 const void *body, size_t blen, int64_t now,
+                                 int64_t tolerance_s);
+
+/* Frees the keyring, cleansing its key schedules. NULL-safe. */
+void of_sig_keys_free(of_sig_keys *k);
+
 /* A precise, non-secret detail sentence for a 401 answer. Never NULL. */
 const char *of_sig_result_detail(of_sig_result r);
 

@@ -11,8 +11,10 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -21,28 +23,64 @@
 
 #define MAC_LEN 32
 
-/* HMAC-SHA256(secret, "<t>." || body) into mac[32]. Returns 0 or -1. */
-static int hmac_t_body(const char *secret, int64_t t, const void *body,
-                       size_t blen, unsigned char mac[MAC_LEN])
+/* The HMAC implementation, fetched once per process: EVP_MAC_fetch looks
+ * the algorithm up in OpenSSL's provider store (locks, string compares)
+ * and cost about as much as the MAC of a payment itself. */
+static EVP_MAC *hmac_alg;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_fetch(void)
+{
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static EVP_MAC *hmac_get(void)
+{
+    pthread_once(&hmac_once, hmac_fetch);
+    return hmac_alg;
+}
+
+/* A new HMAC-SHA256 context keyed with secret (NULL on failure). */
+static EVP_MAC_CTX *hmac_keyed(const char *secret)
+{
+    EVP_MAC *alg = hmac_get();
+    EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end()};
+    if (ctx && !EVP_MAC_init(ctx, (const unsigned char *)secret,
+                             strlen(secret), params)) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+/* MAC of "<t>." || body with a keyed context, which is reset first
+ * (EVP_MAC_init without a key keeps the key). Returns 0 or -1. */
+static int hmac_ctx_t_body(EVP_MAC_CTX *ctx, int64_t t, const void *body,
+                           size_t blen, unsigned char mac[MAC_LEN])
 {
     char prefix[32];
     int plen = snprintf(prefix, sizeof prefix, "%" PRId64 ".", t);
     size_t outl = 0;
-    int ok = 0;
-    EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-        OSSL_PARAM_construct_end()};
-    if (ctx && EVP_MAC_init(ctx, (const unsigned char *)secret,
-                            strlen(secret), params) &&
-        EVP_MAC_update(ctx, (const unsigned char *)prefix, (size_t)plen) &&
-        (blen == 0 || EVP_MAC_update(ctx, body, blen)) &&
-        EVP_MAC_final(ctx, mac, &outl, MAC_LEN) && outl == MAC_LEN)
-        ok = 1;
+    return EVP_MAC_init(ctx, NULL, 0, NULL) &&
+                   EVP_MAC_update(ctx, (const unsigned char *)prefix,
+                                  (size_t)plen) &&
+                   (blen == 0 || EVP_MAC_update(ctx, body, blen)) &&
+                   EVP_MAC_final(ctx, mac, &outl, MAC_LEN) && outl == MAC_LEN
+               ? 0
+               : -1;
+}
+
+/* HMAC-SHA256(secret, "<t>." || body) into mac[32]. Returns 0 or -1. */
+static int hmac_t_body(const char *secret, int64_t t, const void *body,
+                       size_t blen, unsigned char mac[MAC_LEN])
+{
+    EVP_MAC_CTX *ctx = hmac_keyed(secret);
+    int rc = ctx ? hmac_ctx_t_body(ctx, t, body, blen, mac) : -1;
     EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(hmac);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 int of_sig_compute(const char *secret, int64_t t, const void *body,
@@ -148,30 +186,166 @@ static bool parse_header(const char *h, parsed *p)
     return have_t && p->nv1 > 0;
 }
 
-of_sig_result of_sig_verify(const char *header, const void *body,
-                            size_t blen, const char *const *secrets,
-                            size_t nsecrets, int64_t now, int64_t tolerance_s)
+/* Parses and checks the header's form and time: OF_SIG_OK when the MACs
+ * are left to compare (in p). */
+static of_sig_result precheck(const char *header, parsed *p, int64_t now,
+                              int64_t tolerance_s)
 {
     size_t i = 0;
     while (header && is_blank(header[i]))
         i++;
     if (header == NULL || header[i] == '\0')
         return OF_SIG_MISSING;
-    parsed p;
-    if (!parse_header(header, &p))
+    if (!parse_header(header, p))
         return OF_SIG_MALFORMED;
-    if (p.t < now - tolerance_s || p.t > now + tolerance_s)
+    if (p->t < now - tolerance_s || p->t > now + tolerance_s)
         return OF_SIG_EXPIRED;
+    return OF_SIG_OK;
+}
+
+/* 1 when mac equals any of p's v1 entries; compares them all. */
+static int match_any(const parsed *p, const unsigned char mac[MAC_LEN])
+{
+    int match = 0;
+    for (size_t k = 0; k < p->nv1; k++)
+        match |= CRYPTO_memcmp(mac, p->v1[k], MAC_LEN) == 0;
+    return match;
+}
+
+of_sig_result of_sig_verify(const char *header, const void *body,
+                            size_t blen, const char *const *secrets,
+                            size_t nsecrets, int64_t now, int64_t tolerance_s)
+{
+    parsed p;
+    of_sig_result r = precheck(header, &p, now, tolerance_s);
+    if (r != OF_SIG_OK)
+        return r;
     /* Every secret against every v1, no early exit. */
     int match = 0;
     for (size_t s = 0; s < nsecrets; s++) {
         unsigned char mac[MAC_LEN];
         if (secrets[s] == NULL || hmac_t_body(secrets[s], p.t, body, blen, mac))
             continue;
-        for (size_t k = 0; k < p.nv1; k++)
-            match |= CRYPTO_memcmp(mac, p.v1[k], MAC_LEN) == 0;
+        match |= match_any(&p, mac);
     }
     return match ? OF_SIG_OK : OF_SIG_MISMATCH;
+}
+
+/* --------------------------------------------------------------------- */
+/* Keyrings: contexts keyed once                                          */
+
+/* One keyed context per secret, used by one thread at a time. */
+typedef struct key_set {
+    struct key_set *next;
+    EVP_MAC_CTX *ctx[];
+} key_set;
+
+struct of_sig_keys {
+    size_t n;
+    EVP_MAC_CTX **master; /* keyed once, only ever duplicated */
+    pthread_mutex_t mu;   /* guards spare */
+    key_set *spare;       /* sets not in use */
+};
+
+static void key_set_free(key_set *ks, size_t n)
+{
+    if (ks == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        EVP_MAC_CTX_free(ks->ctx[i]); /* cleanses the key schedule */
+    free(ks);
+}
+
+of_sig_keys *of_sig_keys_new(const char *const *secrets, size_t nsecrets)
+{
+    of_sig_keys *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    pthread_mutex_init(&k->mu, NULL);
+    k->master = calloc(nsecrets ? nsecrets : 1, sizeof *k->master);
+    if (k->master == NULL) {
+        of_sig_keys_free(k);
+        return NULL;
+    }
+    for (size_t i = 0; i < nsecrets; i++) {
+        k->master[i] = secrets[i] ? hmac_keyed(secrets[i]) : NULL;
+        k->n++;
+        if (k->master[i] == NULL) {
+            of_sig_keys_free(k);
+            return NULL;
+        }
+    }
+    return k;
+}
+
+/* A set of keyed contexts for this call: a spare one, else duplicates of
+ * the masters (as many sets exist as threads ever verified at once). */
+static key_set *keys_take(of_sig_keys *k)
+{
+    pthread_mutex_lock(&k->mu);
+    key_set *ks = k->spare;
+    if (ks != NULL)
+        k->spare = ks->next;
+    pthread_mutex_unlock(&k->mu);
+    if (ks != NULL)
+        return ks;
+    ks = calloc(1, sizeof *ks + k->n * sizeof ks->ctx[0]);
+    if (ks == NULL)
+        return NULL;
+    for (size_t i = 0; i < k->n; i++) {
+        ks->ctx[i] = EVP_MAC_CTX_dup(k->master[i]);
+        if (ks->ctx[i] == NULL) {
+            key_set_free(ks, k->n);
+            return NULL;
+        }
+    }
+    return ks;
+}
+
+static void keys_give_back(of_sig_keys *k, key_set *ks)
+{
+    pthread_mutex_lock(&k->mu);
+    ks->next = k->spare;
+    k->spare = ks;
+    pthread_mutex_unlock(&k->mu);
+}
+
+of_sig_result of_sig_keys_verify(of_sig_keys *k, const char *header,
+                                 const void *body, size_t blen, int64_t now,
+                                 int64_t tolerance_s)
+{
+    parsed p;
+    of_sig_result r = precheck(header, &p, now, tolerance_s);
+    if (r != OF_SIG_OK)
+        return r;
+    key_set *ks = keys_take(k);
+    if (ks == NULL)
+        return OF_SIG_MISMATCH; /* as of_sig_verify when OpenSSL fails */
+    /* Every secret against every v1, no early exit. */
+    int match = 0;
+    for (size_t s = 0; s < k->n; s++) {
+        unsigned char mac[MAC_LEN];
+        if (hmac_ctx_t_body(ks->ctx[s], p.t, body, blen, mac) == 0)
+            match |= match_any(&p, mac);
+    }
+    keys_give_back(k, ks);
+    return match ? OF_SIG_OK : OF_SIG_MISMATCH;
+}
+
+void of_sig_keys_free(of_sig_keys *k)
+{
+    if (k == NULL)
+        return;
+    while (k->spare != NULL) {
+        key_set *ks = k->spare;
+        k->spare = ks->next;
+        key_set_free(ks, k->n);
+    }
+    for (size_t i = 0; k->master != NULL && i < k->n; i++)
+        EVP_MAC_CTX_free(k->master[i]);
+    free(k->master);
+    pthread_mutex_destroy(&k->mu);
+    free(k);
 }
 
 const char *of_sig_result_detail(of_sig_result r)

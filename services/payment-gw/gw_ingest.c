@@ -38,8 +38,7 @@ struct gw_ingest {
     char *topic;
     char *sig_header;
     char challenge[320]; /* WWW-Authenticate of every 401 */
-    char **secrets;
-    size_t nsecrets;
+    of_sig_keys *keys; /* the secrets, keyed once (NULL when unsigned) */
     bool allow_unsigned;
     int64_t ack_timeout_ms;
     int retry_after_s;
@@ -328,10 +327,9 @@ void gw_ingest_handle(of_http_req *req, void *ud)
     size_t blen = 0;
     const char *body = of_http_req_body(req, &blen);
     if (!g->allow_unsigned) {
-        of_sig_result sr = of_sig_verify(
-            of_http_req_header(req, g->sig_header), body, blen,
-            (const char *const *)g->secrets, g->nsecrets, of_now_ms() / 1000,
-            OF_SIG_TOLERANCE_S);
+        of_sig_result sr = of_sig_keys_verify(
+            g->keys, of_http_req_header(req, g->sig_header), body, blen,
+            of_now_ms() / 1000, OF_SIG_TOLERANCE_S);
         if (sr != OF_SIG_OK) {
             of_log(OF_LOG_DEBUG, OF_KV("reason", of_sig_result_str(sr)),
                    "payment rejected: signature");
@@ -479,15 +477,11 @@ gw_ingest *gw_ingest_new(const gw_ingest_opts *o, char *err, size_t errlen)
     g->topic = strdup(o->topic);
     g->sig_header = strdup(sig_header);
     gw_ingest_challenge(sig_header, g->challenge, sizeof g->challenge);
-    g->secrets = calloc(o->nsecrets + 1, sizeof *g->secrets);
-    bool ok = g->topic != NULL && g->sig_header != NULL && g->secrets != NULL;
-    for (size_t i = 0; ok && i < o->nsecrets; i++) {
-        g->secrets[i] = strdup(o->secrets[i]);
-        ok = g->secrets[i] != NULL;
-        g->nsecrets += ok;
-    }
-    if (!ok) {
-        of_seterr(err, errlen, "out of memory");
+    if (o->nsecrets > 0)
+        g->keys = of_sig_keys_new(o->secrets, o->nsecrets);
+    if (g->topic == NULL || g->sig_header == NULL ||
+        (o->nsecrets > 0 && g->keys == NULL)) {
+        of_seterr(err, errlen, "out of memory (or OpenSSL has no HMAC-SHA256)");
         gw_ingest_free(g);
         return NULL;
     }
@@ -543,15 +537,6 @@ void gw_ingest_free(gw_ingest *g)
     }
     free(g->topic);
     free(g->sig_header);
-    if (g->secrets != NULL) {
-        for (size_t i = 0; i < g->nsecrets; i++) {
-            /* Wipe secrets before giving the memory back. */
-            volatile char *s = g->secrets[i];
-            for (size_t k = 0; s[k] != '\0'; k++)
-                s[k] = 0;
-            free(g->secrets[i]);
-        }
-        free(g->secrets);
-    }
+    of_sig_keys_free(g->keys); /* cleanses the key schedules */
     free(g);
 }

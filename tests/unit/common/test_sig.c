@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -175,6 +176,81 @@ static void test_strings_and_ct_equal(void **state)
     assert_false(of_ct_equal(big, sizeof big, big, sizeof big - 1));
 }
 
+/* The keyring answers like of_sig_verify for the same secrets, also when
+ * it is reused many times and from several threads at once. */
+static void test_keyring_matches_verify(void **state)
+{
+    (void)state;
+    const char *const secrets[] = {"new-secret", "other-secret", "secret"};
+    static const char *const headers[] = {
+        "t=1732269600,v1=" MAC_SECRET,
+        "t=1732269600,v1=" MAC_OTHER,
+        "t=1732269600,v1=" MAC_OTHER ",v1=" MAC_SECRET,
+        "t=1732269600,v1=" MAC_EMPTY,
+        "t=1732269000,v1=" MAC_SECRET,
+        "t=1732269600,v1=zz",
+        "",
+        NULL,
+    };
+    for (size_t nsec = 1; nsec <= 3; nsec++) {
+        of_sig_keys *k = of_sig_keys_new(secrets + 3 - nsec, nsec);
+        assert_non_null(k);
+        for (int round = 0; round < 3; round++) {
+            for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+                for (int64_t now = T0 - 301; now <= T0 + 301; now += 301) {
+                    of_sig_result want = of_sig_verify(headers[i], BODY, strlen(BODY),
+                                                       secrets + 3 - nsec, nsec, now, 300);
+                    assert_int_equal(of_sig_keys_verify(k, headers[i], BODY, strlen(BODY),
+                                                        now, 300),
+                                     want);
+                }
+            }
+        }
+        /* The body counts: the same header over another body fails. */
+        assert_int_equal(of_sig_keys_verify(k, "t=1732269600,v1=" MAC_SECRET, "", 0, T0, 300),
+                         OF_SIG_MISMATCH);
+        assert_int_equal(of_sig_keys_verify(k, "t=1732269600,v1=" MAC_EMPTY, "", 0, T0, 300),
+                         OF_SIG_OK);
+        of_sig_keys_free(k);
+    }
+    of_sig_keys_free(NULL);
+}
+
+typedef struct kr_thread {
+    of_sig_keys *k;
+    int ok;
+} kr_thread;
+
+static void *kr_main(void *arg)
+{
+    kr_thread *t = arg;
+    for (int i = 0; i < 2000; i++) {
+        t->ok += of_sig_keys_verify(t->k, "t=1732269600,v1=" MAC_SECRET, BODY, strlen(BODY),
+                                    T0, 300) == OF_SIG_OK;
+        t->ok += of_sig_keys_verify(t->k, "t=1732269600,v1=" MAC_OTHER, BODY, strlen(BODY),
+                                    T0, 300) == OF_SIG_MISMATCH;
+    }
+    return NULL;
+}
+
+static void test_keyring_threads(void **state)
+{
+    (void)state;
+    of_sig_keys *k = of_sig_keys_new(one_secret, 1);
+    assert_non_null(k);
+    pthread_t th[4];
+    kr_thread st[4];
+    for (int i = 0; i < 4; i++) {
+        st[i] = (kr_thread){k, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, kr_main, &st[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(st[i].ok, 4000);
+    }
+    of_sig_keys_free(k);
+}
+
 static void test_describe_names_the_header(void **state)
 {
     (void)state;
@@ -208,6 +284,8 @@ int main(void)
         cmocka_unit_test(test_two_v1_and_rotation),
         cmocka_unit_test(test_strings_and_ct_equal),
         cmocka_unit_test(test_describe_names_the_header),
+        cmocka_unit_test(test_keyring_matches_verify),
+        cmocka_unit_test(test_keyring_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,8 @@
 #include "of_trace.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,13 +211,56 @@ int of_tracestate_parse(const char *s, size_t len, char *out, size_t outlen)
     return (int)o;
 }
 
+/* --------------------------------------------------------------------- */
+/* Ids                                                                    */
+
+/* Random bytes for trace and span ids, taken from a per-thread pool that
+ * of_random_bytes() refills 512 bytes at a time: one RAND_bytes call (a
+ * DRBG lock and a getpid() for its fork check) per ~20 requests instead
+ * of two per request. A forked child discards the pools it inherited, so
+ * parent and child never hand out the same ids. */
+#define ID_POOL 512
+static _Thread_local unsigned char id_pool[ID_POOL];
+static _Thread_local size_t id_pool_left;
+static _Thread_local unsigned id_pool_gen;
+static atomic_uint id_fork_gen = 1;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void id_forked(void)
+{
+    atomic_fetch_add(&id_fork_gen, 1);
+}
+
+static void id_atfork(void)
+{
+    (void)pthread_atfork(NULL, NULL, id_forked);
+}
+
+static void id_random(unsigned char *b, size_t n)
+{
+    pthread_once(&id_once, id_atfork);
+    unsigned gen = atomic_load(&id_fork_gen);
+    if (id_pool_gen != gen) {
+        id_pool_left = 0;
+        id_pool_gen = gen;
+    }
+    if (id_pool_left < n) {
+        of_random_bytes(id_pool, ID_POOL);
+        id_pool_left = ID_POOL;
+    }
+    unsigned char *src = id_pool + ID_POOL - id_pool_left;
+    memcpy(b, src, n);
+    memset(src, 0, n); /* a byte is handed out once */
+    id_pool_left -= n;
+}
+
 /* Fills out with n random lowercase hex digits, not all zero, + NUL. */
 static void random_hex(char *out, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     do {
-        of_random_bytes(b, n / 2);
+        id_random(b, n / 2);
         for (size_t i = 0; i < n / 2; i++) {
             out[2 * i] = hex[b[i] >> 4];
             out[2 * i + 1] = hex[b[i] & 15];

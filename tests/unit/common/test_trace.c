@@ -8,7 +8,10 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "of_trace.h"
 
@@ -282,6 +285,51 @@ static void test_tracestate_limits(void **state)
     assert_true(in[n] == ',');
 }
 
+/* Ids come from a per-thread pool of random bytes: across many refills
+ * they stay distinct, and a forked child does not hand out the ids its
+ * parent hands out next (it would, inheriting the pool). */
+static int cmp_ids(const void *a, const void *b)
+{
+    return memcmp(a, b, 33);
+}
+
+static void test_ids_distinct_and_fork_safe(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    static char ids[N][33];
+    of_trace t;
+    for (int i = 0; i < N; i++) {
+        of_trace_new(&t);
+        memcpy(ids[i], t.trace_id, 33);
+    }
+    qsort(ids, N, sizeof ids[0], cmp_ids);
+    for (int i = 1; i < N; i++)
+        assert_true(memcmp(ids[i - 1], ids[i], 33) != 0);
+
+    of_trace_new(&t); /* the pool now holds bytes for later ids */
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        of_trace c;
+        of_trace_new(&c);
+        ssize_t w = write(fd[1], c.trace_id, 33);
+        _exit(w == 33 ? 0 : 1);
+    }
+    of_trace mine;
+    of_trace_new(&mine);
+    char child[33];
+    assert_int_equal(read(fd[0], child, 33), 33);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_string_not_equal(child, mine.trace_id);
+    close(fd[0]);
+    close(fd[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_tracestate_valid),
         cmocka_unit_test(test_tracestate_invalid),
         cmocka_unit_test(test_tracestate_limits),
+        cmocka_unit_test(test_ids_distinct_and_fork_safe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,7 +68,7 @@ static const char *quotable(const char *v, char *buf, size_t buflen)
 /* Refuses the record as an event of another type: header `header` is
  * missing (present false), or its value (NULL when too long to read or
  * null-valued) is not `want`. */
-static of_status unexpected(inv_envelope *e, const char *header, bool present,
+OF_MUST_CHECK static of_status unexpected(inv_envelope *e, const char *header, bool present,
                             const char *value, const char *want)
 {
     char q[80];
@@ -88,7 +88,7 @@ static of_status unexpected(inv_envelope *e, const char *header, bool present,
 }
 
 /* Refuses the record (class, message). */
-static of_status refuse(inv_envelope *e, const char *eclass, const char *fmt,
+OF_MUST_CHECK static of_status refuse(inv_envelope *e, const char *eclass, const char *fmt,
                         const char *arg)
 {
     e->error_class = eclass;
@@ -130,7 +130,7 @@ static const char *attr_str(const cJSON *ev, const char *name)
 }
 
 /* The event's `type`/`specversion` attribute: checked like the headers. */
-static of_status check_attr(inv_envelope *e, const cJSON *ev, const char *name,
+OF_MUST_CHECK static of_status check_attr(inv_envelope *e, const cJSON *ev, const char *name,
                             const char *want)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(ev, name);
@@ -174,7 +174,7 @@ static char *base64_decode(const char *in, size_t *outlen)
 }
 
 /* Structured mode: the value is the event. */
-static of_status read_structured(const void *value, size_t len,
+OF_MUST_CHECK static of_status read_structured(const void *value, size_t len,
                                  inv_envelope *e)
 {
     e->structured = true;
@@ -216,12 +216,12 @@ static of_status read_structured(const void *value, size_t len,
     const char *dct = attr_str(ev, "datacontenttype");
     if (dct != NULL && !is_json_media(dct)) {
         char q[80];
-        refuse(e, INV_ECLASS_SCHEMA,
-               "datacontenttype: %s is not JSON; the payment must be "
-               "application/json",
-               quotable(dct, q, sizeof q));
+        of_status rst = refuse(e, INV_ECLASS_SCHEMA,
+                               "datacontenttype: %s is not JSON; the payment "
+                               "must be application/json",
+                               quotable(dct, q, sizeof q));
         cJSON_Delete(ev);
-        return OF_EPERMANENT;
+        return rst;
     }
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(ev, "data");
     const char *b64 = attr_str(ev, "data_base64");
@@ -256,7 +256,7 @@ static of_status read_structured(const void *value, size_t len,
  * content type: no content-type header, or the data's content type. A
  * JSON object value with a top-level "specversion" string is such an
  * event (a payment has no such member), and is read as one. */
-static of_status plain_record(const void *value, size_t len, const char *ctype,
+OF_MUST_CHECK static of_status plain_record(const void *value, size_t len, const char *ctype,
                               inv_envelope *e)
 {
     if (ctype != NULL && !is_json_media(ctype))

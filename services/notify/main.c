@@ -14,7 +14,7 @@
 #include "ntf_api.h"
 #include "ntf_config.h"
 #include "ntf_engine.h"
-#include "ntf_oom.h"
+#include "of_oom.h"
 #include "of_http.h"
 #include "of_log.h"
 #include "of_pg.h"
@@ -94,7 +94,7 @@ int main(int argc, char **argv)
         return 2;
     }
     memory_defaults();
-    ntf_oom_cjson_hooks(); /* out of memory is fatal, in cJSON too */
+    of_oom_cjson_hooks(); /* out of memory is fatal, in cJSON too */
     of_log_init("notify", OF_LOG_INFO);
     char err[512];
     if (ntf_config_load(&cfg, err, sizeof err) != OF_OK) {

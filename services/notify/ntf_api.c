@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ntf_oom.h"
+#include "of_oom.h"
 #include "ntf_store.h"
 
 struct ntf_api {
@@ -62,14 +62,14 @@ static void ntf_api_deliveries(of_http_req *req, void *ud)
     of_status st = ntf_store_list(a->pg, oid, &list, err, sizeof err);
     pthread_mutex_unlock(&a->mu);
     if (st == OF_EFATAL)
-        ntf_oom("listing deliveries");
+        of_oom("listing deliveries");
     if (st != OF_OK) {
         of_http_add_header(req, "Retry-After", "1");
         of_http_respond_problem(req, 503, NULL, NULL,
                                 "the delivery log is unreachable", NULL);
         return;
     }
-    cJSON *body = cJSON_CreateObject(); /* never NULL: ntf_oom hooks */
+    cJSON *body = cJSON_CreateObject(); /* never NULL: of_oom hooks */
     cJSON_AddStringToObject(body, "order_id", oid);
     cJSON_AddItemToObject(body, "deliveries", list); /* owned by body */
     of_http_respond_json(req, 200, body);

@@ -15,7 +15,7 @@
 #include <curl/curl.h>
 
 #include "ntf_classify.h"
-#include "ntf_oom.h"
+#include "of_oom.h"
 #include "of_log.h"
 #include "of_shutdown.h"
 #include "of_sig.h"
@@ -72,7 +72,7 @@ void ntf_produce(ntf_engine *e, ntf_dlv *d)
         h = ntf_dlq_headers(orig, &dm);
     }
     if (!h)
-        ntf_oom("a retry or DLQ record's headers");
+        of_oom("a retry or DLQ record's headers");
     ntf_stage_set(e, d, NTF_ST_PRODUCING);
     of_status st = of_kafka_produce(e->prod, topic, RD_KAFKA_PARTITION_UA,
                                     m->key, m->klen, m->value, m->vlen, h,
@@ -191,7 +191,7 @@ static void ntf_on_sent(void *ud, const ntf_send_result *sr)
     int curl_code = sr->curl_code;
     long http_status = sr->http_status;
     if (curl_code == CURLE_OUT_OF_MEMORY)
-        ntf_oom("libcurl");
+        of_oom("libcurl");
     free(d->body);
     d->body = NULL;
     int64_t now = of_now_ms();
@@ -327,16 +327,16 @@ static void ntf_send(ntf_engine *e, ntf_dlv *d, bool probe)
     else
         blen = strlen(d->body);
     if (!d->body)
-        ntf_oom("a delivery body");
+        of_oom("a delivery body");
     struct curl_slist *h = ntf_headers(e, d);
     if (!h)
-        ntf_oom("a delivery's headers");
+        of_oom("a delivery's headers");
     /* A customer's URL goes through the destination policy; the
      * operator's provider URLs are trusted. */
     const ntf_allow *policy = d->target.customer ? &e->cfg->allow : NULL;
     if (ntf_sender_post(e->snd, d->target.url, d->body, blen, h, policy,
                         ntf_on_sent, d, err, sizeof err) != OF_OK)
-        ntf_oom(err); /* the only failure: allocation (see ntf_sender.h) */
+        of_oom(err); /* the only failure: allocation (see ntf_sender.h) */
     ntf_stage_set(e, d, NTF_ST_SENDING);
     of_metric_set(e->m_inflight, e->sched.ch[d->ch].inflight,
                   OF_LABELS(ntf_channel_name(d->ch)));
@@ -361,7 +361,7 @@ void ntf_enqueue(ntf_engine *e, ntf_dlv *d)
 {
     ntf_dest *dst = ntf_sched_dest(&e->sched, d->ch, d->target.url);
     if (!dst)
-        ntf_oom("a destination");
+        of_oom("a destination");
     d->dest = dst;
     ntf_stage_set(e, d, NTF_ST_QUEUED);
     ntf_sched_push(&e->sched, dst, &d->qi, of_now_ms());

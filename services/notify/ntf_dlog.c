@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ntf_oom.h"
+#include "of_oom.h"
 #include "of_log.h"
 #include "of_time.h"
 
@@ -140,7 +140,7 @@ static void ntf_worker_failed(ntf_engine *e, ntf_worker *w, of_status st,
                               ntf_list *back)
 {
     if (st == OF_EFATAL)
-        ntf_oom(err); /* ntf_store: only allocation failures are fatal */
+        of_oom(err); /* ntf_store: only allocation failures are fatal */
     atomic_store(&e->pg_ok, false);
     long wait = of_pg_backoff_ms(w->pg);
     if (wait < 100)
@@ -227,7 +227,7 @@ void ntf_run_check(ntf_engine *e)
     w->ids = malloc(look.n * sizeof *w->ids);
     w->flags = malloc(look.n * sizeof *w->flags);
     if (!w->ids || !w->flags)
-        ntf_oom("a delivery log lookup");
+        of_oom("a delivery log lookup");
     size_t i = 0;
     for (ntf_dlv *d = look.head; d; d = d->qnext)
         w->ids[i++] = d->id;
@@ -285,7 +285,7 @@ void ntf_run_record(ntf_engine *e)
     size_t n = e->wr_single > 0 ? 1 : e->record.n;
     ntf_store_row *rows = malloc(n * sizeof *rows);
     if (!rows)
-        ntf_oom("a delivery log write");
+        of_oom("a delivery log write");
     size_t i = 0;
     for (ntf_dlv *d = e->record.head; d && i < n; d = d->qnext, i++) {
         rows[i] = (ntf_store_row){

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ntf_oom.h"
+#include "of_oom.h"
 #include "of_log.h"
 #include "of_time.h"
 
@@ -39,7 +39,7 @@ static ntf_part *ntf_part_get(ntf_engine *e, const char *topic, int32_t p,
         return NULL;
     ntf_part *x = calloc(1, sizeof *x);
     if (!x)
-        ntf_oom("a partition");
+        of_oom("a partition");
     snprintf(x->topic, sizeof x->topic, "%s", topic);
     x->partition = p;
     x->tier = ntf_topic_tier(e, topic);
@@ -76,7 +76,7 @@ static void ntf_hold_push(ntf_engine *e, ntf_part *p, ntf_msg *m)
             size_t nc = p->hold_cap ? p->hold_cap * 2 : 16;
             ntf_msg **h = realloc(p->hold, nc * sizeof *h);
             if (!h)
-                ntf_oom("holding a retry record");
+                of_oom("holding a retry record");
             p->hold = h;
             p->hold_cap = nc;
         }

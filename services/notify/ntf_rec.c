@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ntf_oom.h"
+#include "of_oom.h"
 #include "of_log.h"
 #include "of_time.h"
 
@@ -44,7 +44,7 @@ ntf_msg *ntf_msg_copy(const rd_kafka_message_t *m, const char *topic)
     size_t klen = m->key ? m->key_len : 0, vlen = m->payload ? m->len : 0;
     ntf_msg *x = malloc(sizeof *x + klen + vlen + 1);
     if (!x)
-        ntf_oom("copying a consumed record");
+        of_oom("copying a consumed record");
     x->topic = topic;
     x->partition = m->partition;
     x->offset = m->offset;
@@ -54,7 +54,7 @@ ntf_msg *ntf_msg_copy(const rd_kafka_message_t *m, const char *topic)
     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
         x->hdrs = rd_kafka_headers_copy(h);
         if (!x->hdrs)
-            ntf_oom("copying a consumed record's headers");
+            of_oom("copying a consumed record's headers");
     }
     x->key = m->key ? x->data : NULL;
     x->klen = klen;
@@ -134,7 +134,7 @@ static ntf_dlv *ntf_dlv_new(ntf_rec *r)
 {
     ntf_dlv *d = calloc(1, sizeof *d);
     if (!d)
-        ntf_oom("a delivery");
+        of_oom("a delivery");
     NTF_LINK(r->e->all_dlv, d);
     d->rec = r;
     d->node.key = d->id;
@@ -146,7 +146,7 @@ void ntf_rec_start(ntf_engine *e, ntf_msg *m, ntf_part *p)
 {
     ntf_rec *r = calloc(1, sizeof *r);
     if (!r)
-        ntf_oom("a record");
+        of_oom("a record");
     NTF_LINK(e->all_rec, r);
     r->e = e;
     r->msg = m;
@@ -157,7 +157,7 @@ void ntf_rec_start(ntf_engine *e, ntf_msg *m, ntf_part *p)
     atomic_fetch_add(&e->pending_records, 1);
     int qr = ntf_offq_push(&p->q, m->offset);
     if (qr == NTF_OFFQ_ENOMEM)
-        ntf_oom("a partition's offset queue");
+        of_oom("a partition's offset queue");
     if (qr != 0) {
         /* Out of order (a re-read after a seek): keep the partition's
          * tracking consistent by not tracking this one. */

@@ -51,7 +51,7 @@ ntf_sender *ntf_sender_new(int64_t timeout_ms, long max_conns,
  * alive from an earlier request is checked again before it is used; no
  * proxy is used. `policy` must stay valid until `done`.
  * OF_EFATAL when a handle cannot be allocated or added (out of memory:
- * the caller stops, see ntf_oom.h). */
+ * the caller stops, see of_oom.h). */
 of_status ntf_sender_post(ntf_sender *s, const char *url, const char *body,
                           size_t blen, struct curl_slist *hdrs,
                           const ntf_allow *policy, ntf_send_done_fn done,

@@ -5,7 +5,7 @@
  * Errors follow of_pg: OF_ETRANSIENT (PostgreSQL away, serialization,
  * ...: try again later, nothing is lost), OF_EPERMANENT (a bug or a bad
  * row), with err set to "SQLSTATE: message"; OF_EFATAL when out of memory
- * (err "out of memory"; the caller stops, see ntf_oom.h).
+ * (err "out of memory"; the caller stops, see of_oom.h).
  */
 #ifndef NTF_STORE_H
 #define NTF_STORE_H

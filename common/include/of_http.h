@@ -130,6 +130,8 @@ void of_http_req_set_data(of_http_req *r, void *data);
 void *of_http_req_data(const of_http_req *r);
 
 /* --- answering -------------------------------------------------------- */
+/* Out of memory while answering ends the process (of_oom.h): an answer
+ * never goes out without a header it was given. */
 
 /* Adds a response header for the coming answer (copied). */
 void of_http_add_header(of_http_req *r, const char *name, const char *value);

@@ -58,7 +58,8 @@ of_kafka_producer *of_kafka_producer_new(const of_kafka_producer_opts *o,
  * when an error is returned. On a full local queue it polls and retries
  * for up to `block_ms` before giving up with OF_ETRANSIENT; an unknown
  * topic or a too-large record is OF_EPERMANENT; a fatal producer error is
- * OF_EFATAL. err (may be NULL) gets librdkafka's reason. */
+ * OF_EFATAL. Out of memory ends the process (of_oom.h), as it does in
+ * librdkafka. err (may be NULL) gets librdkafka's reason. */
 of_status of_kafka_produce(of_kafka_producer *p, const char *topic,
                            int32_t partition, const void *key, size_t klen,
                            const void *value, size_t vlen,

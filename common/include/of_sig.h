@@ -25,7 +25,9 @@ typedef enum of_sig_result {
 #define OF_SIG_MAX_V1 8 /* more v1 entries than this is malformed */
 
 /* HMAC-SHA256(secret, "<t>." || body) as 64 lowercase hex chars + NUL in
- * out (>= 65 bytes). Returns 0, or -1 on an OpenSSL failure. */
+ * out (>= 65 bytes). Returns 0, or -1 on bad arguments (NULL secret or
+ * out, outlen < 65). OpenSSL fails only when it cannot allocate: that
+ * ends the process (of_oom.h). */
 int of_sig_compute(const char *secret, int64_t t, const void *body,
                    size_t blen, char *out, size_t outlen);
 
@@ -36,21 +38,22 @@ int of_sig_header(const char *secret, int64_t t, const void *body,
 
 /* Verifies `header` (may be NULL) over body against every secret
  * (nsecrets >= 1) at time `now` (unix seconds). Every secret and every v1
- * is compared, so timing does not reveal which matched. */
+ * is compared, so timing does not reveal which matched. Out of memory
+ * (OpenSSL's included) ends the process (of_oom.h). */
 of_sig_result of_sig_verify(const char *header, const void *body,
                             size_t blen, const char *const *secrets,
                             size_t nsecrets, int64_t now, int64_t tolerance_s);
 
 /* A keyring: one HMAC context per secret, keyed once. Verifying with it
  * gives the same results as of_sig_verify() with the same secrets, without
- * setting the keys up again for every request. Thread-safe; NULL when
- * OpenSSL fails or memory runs out. The secrets are not kept in clear
+ * setting the keys up again for every request. Thread-safe; NULL when a
+ * secret is NULL or memory runs out at start. The secrets are not kept in clear
  * (only OpenSSL's key schedule), so the caller may wipe its copies. */
 typedef struct of_sig_keys of_sig_keys;
 of_sig_keys *of_sig_keys_new(const char *const *secrets, size_t nsecrets);
 
-/* of_sig_verify() with the keyring's secrets (an OpenSSL or memory
- * failure counts as no match, as there). */
+/* of_sig_verify() with the keyring's secrets. Out of memory (OpenSSL's
+ * included) ends the process (of_oom.h). */
 of_sig_result of_sig_keys_verify(of_sig_keys *k, const char *header,
                                  const void *body, size_t blen, int64_t now,
                                  int64_t tolerance_s);

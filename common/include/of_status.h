@@ -12,6 +12,11 @@
  *                  (bad JSON, broken rule, constraint violation);
  *   OF_EFATAL      the process cannot go on safely: log and stop loudly
  *                  (bad configuration, fenced producer, out of memory).
+ *
+ * Out of memory while processing a record or a request does not travel up
+ * as a status at all: of_oom() (of_oom.h) ends the process where the
+ * allocation failed, storing no further offset, so that nothing is ever
+ * dropped, dead-lettered or refused because memory ran out.
  */
 #ifndef OF_STATUS_H
 #define OF_STATUS_H

@@ -54,6 +54,7 @@
 #include "of_config.h"
 #include "of_log.h"
 #include "of_metrics.h"
+#include "of_oom.h"
 #include "of_time.h"
 
 #define OF_HTTP_MAX_ROUTES 64
@@ -217,18 +218,24 @@ static void req_free(of_http_req *r)
 }
 
 /* Builds an MHD response from a copy of body plus the request's added
- * headers. Called with r->mtx held. NULL on allocation failure. */
+ * headers. Called with r->mtx held. Never NULL: out of memory is fatal
+ * (of_oom.h), never an answer without its headers (a 401 without
+ * WWW-Authenticate, a 503 without Retry-After). The headers are ours
+ * (token names, printable values), so libmicrohttpd refuses one only when
+ * it cannot allocate. */
 static struct MHD_Response *build_response(of_http_req *r, const char *ctype,
                                            const void *body, size_t len)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
     if (!resp)
-        return NULL;
-    if (ctype)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+        of_oom("an HTTP response");
+    if (ctype && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                         ctype) != MHD_YES)
+        of_oom("an HTTP response header");
     for (req_hdr *h = r->hdrs; h; h = h->next)
-        MHD_add_response_header(resp, h->name, h->value);
+        if (MHD_add_response_header(resp, h->name, h->value) != MHD_YES)
+            of_oom("an HTTP response header");
     return resp;
 }
 
@@ -353,8 +360,6 @@ static enum MHD_Result after_handler(of_http_req *r)
     r->resp = NULL;
     r->st = RQ_QUEUED;
     pthread_mutex_unlock(&r->mtx);
-    if (!resp)
-        return MHD_NO; /* out of memory: close the connection */
     enum MHD_Result ret = MHD_queue_response(r->c, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -427,17 +432,9 @@ void of_http_add_header(of_http_req *r, const char *name, const char *value)
 {
     if (!r || !name || !value)
         return;
-    req_hdr *h = calloc(1, sizeof *h);
-    if (!h)
-        return;
-    h->name = strdup(name);
-    h->value = strdup(value);
-    if (!h->name || !h->value) {
-        free(h->name);
-        free(h->value);
-        free(h);
-        return;
-    }
+    req_hdr *h = of_xcalloc(1, sizeof *h, "an HTTP response header");
+    h->name = of_xstrdup(name, "an HTTP response header");
+    h->value = of_xstrdup(value, "an HTTP response header");
     pthread_mutex_lock(&r->mtx);
     req_hdr **tail = &r->hdrs;
     while (*tail)

@@ -27,6 +27,7 @@
 #include "of_config.h"
 #include "of_log.h"
 #include "of_metrics.h"
+#include "of_oom.h"
 #include "of_time.h"
 
 /* Statistics older than this are not trusted for readiness. */
@@ -367,12 +368,7 @@ static OF_MUST_CHECK of_status produce_inner(of_kafka_producer *p, const char *t
         of_metric_add(p->m_produced, 1, OF_LABELS(topic, "fatal"));
         return OF_EFATAL;
     }
-    msg_ctx *m = malloc(sizeof *m);
-    if (!m) {
-        headers_destroy(hdrs);
-        of_seterr(err, errlen, "kafka: out of memory");
-        return OF_ETRANSIENT;
-    }
+    msg_ctx *m = of_xmalloc(sizeof *m, "a Kafka record's context");
     m->dr = dr;
     m->ud = ud;
     m->p = p;
@@ -488,9 +484,7 @@ typedef struct sync_wait {
 
 static sync_wait *sync_wait_new(void)
 {
-    sync_wait *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
+    sync_wait *w = of_xcalloc(1, sizeof *w, "a synchronous produce");
     pthread_mutex_init(&w->mtx, NULL);
     of_cond_init_mono(&w->cv);
     w->refs = 2;
@@ -558,11 +552,6 @@ of_status of_kafka_produce_sync(of_kafka_producer *p, const char *topic,
                                 char *err, size_t errlen)
 {
     sync_wait *w = sync_wait_new();
-    if (!w) {
-        headers_destroy(hdrs);
-        of_seterr(err, errlen, "kafka: out of memory");
-        return OF_ETRANSIENT;
-    }
     int64_t t0 = of_mono_ms();
     of_status st = produce_inner(p, topic, RD_KAFKA_PARTITION_UA, key, klen,
                                  value, vlen, hdrs, sync_dr, w, timeout_ms,
@@ -664,7 +653,7 @@ static bool is_dlq_section7_header(const char *name)
 }
 
 /* Builds the DLQ header list: orig's headers minus the section 7 ones,
- * then ours. NULL on allocation failure. */
+ * then ours. Never NULL (librdkafka aborts when out of memory). */
 static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *orig,
                                        const of_dlq_info *info)
 {
@@ -673,8 +662,6 @@ static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *orig,
     if (rd_kafka_message_headers(orig, &src) == RD_KAFKA_RESP_ERR_NO_ERROR)
         count = rd_kafka_header_cnt(src);
     rd_kafka_headers_t *h = rd_kafka_headers_new(count + 10);
-    if (!h)
-        return NULL;
     for (size_t i = 0; i < count; i++) {
         const char *name;
         const void *val;
@@ -725,10 +712,6 @@ of_status of_kafka_dlq_publish(of_kafka_producer *p, const char *dlq_topic,
         return OF_EPERMANENT;
     }
     rd_kafka_headers_t *h = dlq_headers(orig, info);
-    if (!h) {
-        of_seterr(err, errlen, "kafka: out of memory");
-        return OF_ETRANSIENT;
-    }
     return produce_inner(p, dlq_topic, RD_KAFKA_PARTITION_UA, orig->key,
                          orig->key_len, orig->payload, orig->len, h, dr, ud,
                          1000, err, errlen);
@@ -745,10 +728,6 @@ of_status of_kafka_dlq_publish_sync(of_kafka_producer *p,
         return OF_EPERMANENT;
     }
     rd_kafka_headers_t *h = dlq_headers(orig, info);
-    if (!h) {
-        of_seterr(err, errlen, "kafka: out of memory");
-        return OF_ETRANSIENT;
-    }
     return of_kafka_produce_sync(p, dlq_topic, orig->key, orig->key_len,
                                  orig->payload, orig->len, h, timeout_ms, err,
                                  errlen);

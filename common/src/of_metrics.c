@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "of_log.h"
+#include "of_oom.h"
 
 const double of_metrics_latency_buckets[] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -65,18 +66,12 @@ static void die(const char *fmt, ...)
 
 static void *xcalloc(size_t n, size_t sz)
 {
-    void *p = calloc(n ? n : 1, sz);
-    if (p == NULL)
-        die("out of memory");
-    return p;
+    return of_xcalloc(n, sz, "a metric");
 }
 
 static char *xstrdup(const char *s)
 {
-    char *p = strdup(s ? s : "");
-    if (p == NULL)
-        die("out of memory");
-    return p;
+    return of_xstrdup(s ? s : "", "a metric");
 }
 
 static size_t count_list(const char *const *l)

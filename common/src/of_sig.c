@@ -21,6 +21,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "of_oom.h"
+
 #define MAC_LEN 32
 
 /* The HMAC implementation, fetched once per process: EVP_MAC_fetch looks
@@ -40,7 +42,11 @@ static EVP_MAC *hmac_get(void)
     return hmac_alg;
 }
 
-/* A new HMAC-SHA256 context keyed with secret (NULL on failure). */
+/* OpenSSL's HMAC fails only when it cannot allocate (a context, its
+ * provider's state): out of memory is fatal (of_oom.h), never a valid
+ * signature taken for a wrong one. */
+
+/* A new HMAC-SHA256 context keyed with secret. Never NULL. */
 static EVP_MAC_CTX *hmac_keyed(const char *secret)
 {
     EVP_MAC *alg = hmac_get();
@@ -48,39 +54,34 @@ static EVP_MAC_CTX *hmac_keyed(const char *secret)
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
         OSSL_PARAM_construct_end()};
-    if (ctx && !EVP_MAC_init(ctx, (const unsigned char *)secret,
-                             strlen(secret), params)) {
-        EVP_MAC_CTX_free(ctx);
-        ctx = NULL;
-    }
+    if (ctx == NULL || !EVP_MAC_init(ctx, (const unsigned char *)secret,
+                                     strlen(secret), params))
+        of_oom("an HMAC-SHA256 key (OpenSSL)");
     return ctx;
 }
 
 /* MAC of "<t>." || body with a keyed context, which is reset first
- * (EVP_MAC_init without a key keeps the key). Returns 0 or -1. */
-static int hmac_ctx_t_body(EVP_MAC_CTX *ctx, int64_t t, const void *body,
-                           size_t blen, unsigned char mac[MAC_LEN])
+ * (EVP_MAC_init without a key keeps the key). */
+static void hmac_ctx_t_body(EVP_MAC_CTX *ctx, int64_t t, const void *body,
+                            size_t blen, unsigned char mac[MAC_LEN])
 {
     char prefix[32];
     int plen = snprintf(prefix, sizeof prefix, "%" PRId64 ".", t);
     size_t outl = 0;
-    return EVP_MAC_init(ctx, NULL, 0, NULL) &&
-                   EVP_MAC_update(ctx, (const unsigned char *)prefix,
-                                  (size_t)plen) &&
-                   (blen == 0 || EVP_MAC_update(ctx, body, blen)) &&
-                   EVP_MAC_final(ctx, mac, &outl, MAC_LEN) && outl == MAC_LEN
-               ? 0
-               : -1;
+    if (!EVP_MAC_init(ctx, NULL, 0, NULL) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)prefix, (size_t)plen) ||
+        (blen > 0 && !EVP_MAC_update(ctx, body, blen)) ||
+        !EVP_MAC_final(ctx, mac, &outl, MAC_LEN) || outl != MAC_LEN)
+        of_oom("HMAC-SHA256 (OpenSSL)");
 }
 
-/* HMAC-SHA256(secret, "<t>." || body) into mac[32]. Returns 0 or -1. */
-static int hmac_t_body(const char *secret, int64_t t, const void *body,
-                       size_t blen, unsigned char mac[MAC_LEN])
+/* HMAC-SHA256(secret, "<t>." || body) into mac[32]. */
+static void hmac_t_body(const char *secret, int64_t t, const void *body,
+                        size_t blen, unsigned char mac[MAC_LEN])
 {
     EVP_MAC_CTX *ctx = hmac_keyed(secret);
-    int rc = ctx ? hmac_ctx_t_body(ctx, t, body, blen, mac) : -1;
+    hmac_ctx_t_body(ctx, t, body, blen, mac);
     EVP_MAC_CTX_free(ctx);
-    return rc;
 }
 
 int of_sig_compute(const char *secret, int64_t t, const void *body,
@@ -88,9 +89,9 @@ int of_sig_compute(const char *secret, int64_t t, const void *body,
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char mac[MAC_LEN];
-    if (secret == NULL || out == NULL || outlen < 2 * MAC_LEN + 1 ||
-        hmac_t_body(secret, t, body, blen, mac) != 0)
+    if (secret == NULL || out == NULL || outlen < 2 * MAC_LEN + 1)
         return -1;
+    hmac_t_body(secret, t, body, blen, mac);
     for (int i = 0; i < MAC_LEN; i++) {
         out[2 * i] = hex[mac[i] >> 4];
         out[2 * i + 1] = hex[mac[i] & 15];
@@ -224,8 +225,9 @@ of_sig_result of_sig_verify(const char *header, const void *body,
     int match = 0;
     for (size_t s = 0; s < nsecrets; s++) {
         unsigned char mac[MAC_LEN];
-        if (secrets[s] == NULL || hmac_t_body(secrets[s], p.t, body, blen, mac))
+        if (secrets[s] == NULL)
             continue;
+        hmac_t_body(secrets[s], p.t, body, blen, mac);
         match |= match_any(&p, mac);
     }
     return match ? OF_SIG_OK : OF_SIG_MISMATCH;
@@ -270,7 +272,7 @@ of_sig_keys *of_sig_keys_new(const char *const *secrets, size_t nsecrets)
     for (size_t i = 0; i < nsecrets; i++) {
         k->master[i] = secrets[i] ? hmac_keyed(secrets[i]) : NULL;
         k->n++;
-        if (k->master[i] == NULL) {
+        if (k->master[i] == NULL) { /* a NULL secret */
             of_sig_keys_free(k);
             return NULL;
         }
@@ -289,15 +291,12 @@ static key_set *keys_take(of_sig_keys *k)
     pthread_mutex_unlock(&k->mu);
     if (ks != NULL)
         return ks;
-    ks = calloc(1, sizeof *ks + k->n * sizeof ks->ctx[0]);
-    if (ks == NULL)
-        return NULL;
+    ks = of_xcalloc(1, sizeof *ks + k->n * sizeof ks->ctx[0],
+                    "HMAC-SHA256 keys");
     for (size_t i = 0; i < k->n; i++) {
         ks->ctx[i] = EVP_MAC_CTX_dup(k->master[i]);
-        if (ks->ctx[i] == NULL) {
-            key_set_free(ks, k->n);
-            return NULL;
-        }
+        if (ks->ctx[i] == NULL)
+            of_oom("HMAC-SHA256 keys (OpenSSL)");
     }
     return ks;
 }
@@ -319,14 +318,12 @@ of_sig_result of_sig_keys_verify(of_sig_keys *k, const char *header,
     if (r != OF_SIG_OK)
         return r;
     key_set *ks = keys_take(k);
-    if (ks == NULL)
-        return OF_SIG_MISMATCH; /* as of_sig_verify when OpenSSL fails */
     /* Every secret against every v1, no early exit. */
     int match = 0;
     for (size_t s = 0; s < k->n; s++) {
         unsigned char mac[MAC_LEN];
-        if (hmac_ctx_t_body(ks->ctx[s], p.t, body, blen, mac) == 0)
-            match |= match_any(&p, mac);
+        hmac_ctx_t_body(ks->ctx[s], p.t, body, blen, mac);
+        match |= match_any(&p, mac);
     }
     keys_give_back(k, ks);
     return match ? OF_SIG_OK : OF_SIG_MISMATCH;

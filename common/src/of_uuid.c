@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include "of_oom.h"
 #include "of_trace.h"
 
 /* Random UUIDs picked once (2024) and fixed forever: every derived id
@@ -50,8 +51,9 @@ void of_uuid_v4(char *out)
     finish(b, 4, out);
 }
 
-/* SHA-1 failing means OpenSSL itself is broken: ids cannot be derived, so
- * the process stops (a wrong id would silently break idempotency). */
+/* SHA-1 fails only when OpenSSL cannot allocate (its method fetch and
+ * context): out of memory is fatal (of_oom.h); ids cannot be derived, and
+ * a wrong id would silently break idempotency. */
 void of_uuid_v5(const uint8_t ns[16], const void *name, size_t len,
                 char *out)
 {
@@ -62,8 +64,8 @@ void of_uuid_v5(const uint8_t ns[16], const void *name, size_t len,
         !EVP_DigestUpdate(ctx, ns, 16) ||
         (len > 0 && !EVP_DigestUpdate(ctx, name, len)) ||
         !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen < 16) {
-        fputs("of_uuid_v5: SHA-1 failed\n", stderr);
-        abort();
+        EVP_MD_CTX_free(ctx);
+        of_oom("the SHA-1 of a derived id (OpenSSL)");
     }
     EVP_MD_CTX_free(ctx);
     uint8_t b[16];

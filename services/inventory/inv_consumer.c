@@ -32,6 +32,7 @@
 #include "inv_metrics.h"
 #include "of_backoff.h"
 #include "of_log.h"
+#include "of_oom.h"
 #include "of_pg.h"
 #include "of_shutdown.h"
 #include "of_time.h"
@@ -238,24 +239,18 @@ static void flow_control(consumer *c)
 }
 
 /* Hands a polled record to its worker (ownership moves with it). */
-static OF_MUST_CHECK of_status route(consumer *c, rd_kafka_message_t *m)
+static void route(consumer *c, rd_kafka_message_t *m)
 {
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         of_log(OF_LOG_WARN, OF_KV("error", rd_kafka_message_errstr(m)), "consumer error");
         rd_kafka_message_destroy(m);
-        return OF_OK;
+        return;
     }
     worker *w = &c->w[worker_of(c, m->partition)];
     pthread_mutex_lock(&c->mu);
     if (w->qn == w->qcap) {
         size_t cap = w->qcap ? w->qcap * 2 : 256;
-        queued *nq = realloc(w->q, cap * sizeof *nq);
-        if (nq == NULL) {
-            pthread_mutex_unlock(&c->mu);
-            rd_kafka_message_destroy(m);
-            return OF_EFATAL;
-        }
-        w->q = nq;
+        w->q = of_xrealloc(w->q, cap * sizeof *w->q, "a worker's queue");
         w->qcap = cap;
     }
     if (w->qn == 0)
@@ -266,7 +261,6 @@ static OF_MUST_CHECK of_status route(consumer *c, rd_kafka_message_t *m)
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     of_metric_add(inv_m.consumed, 1, OF_NO_LABELS);
-    return OF_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -334,9 +328,7 @@ static OF_MUST_CHECK of_status take_batch(worker *w, size_t max)
 {
     consumer *c = w->c;
     size_t n = w->qn < max ? w->qn : max;
-    queued *taken = malloc((n > 0 ? n : 1) * sizeof *taken);
-    if (taken == NULL)
-        return OF_EFATAL;
+    queued *taken = of_xmalloc((n > 0 ? n : 1) * sizeof *taken, "a batch");
     memcpy(taken, w->q, n * sizeof *taken);
     memmove(w->q, w->q + n, (w->qn - n) * sizeof *w->q);
     w->qn -= n;
@@ -346,25 +338,18 @@ static OF_MUST_CHECK of_status take_batch(worker *w, size_t max)
 
     of_status st = OF_OK;
     if (n > w->bcap) {
-        inv_rec **nb = realloc(w->batch, n * sizeof *nb);
-        unsigned *ng = nb != NULL ? realloc(w->batch_gen, n * sizeof *ng) : NULL;
-        if (nb != NULL)
-            w->batch = nb;
-        if (ng != NULL) {
-            w->batch_gen = ng;
-            w->bcap = n;
-        } else {
-            st = OF_EFATAL;
-        }
+        w->batch = of_xrealloc(w->batch, n * sizeof *w->batch, "a batch");
+        w->batch_gen = of_xrealloc(w->batch_gen, n * sizeof *w->batch_gen,
+                                   "a batch");
+        w->bcap = n;
     }
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = taken[i].msg;
-        inv_rec *r = st == OF_OK ? malloc(sizeof *r) : NULL;
-        if (r == NULL) {
+        if (st != OF_OK) {
             rd_kafka_message_destroy(m);
-            st = OF_EFATAL;
             continue;
         }
+        inv_rec *r = of_xmalloc(sizeof *r, "a consumed record");
         rd_kafka_headers_t *hdrs = NULL;
         (void)rd_kafka_message_headers(m, &hdrs); /* NULL when none */
         /* m: owned by r from here on. */
@@ -556,7 +541,8 @@ static void *worker_main(void *arg)
             if (w->qn >= max || due <= 0) {
                 if (take_batch(w, max) != OF_OK) {
                     pthread_mutex_unlock(&c->mu);
-                    inv_app_fatal("inventory worker: out of memory");
+                    inv_app_fatal("inventory worker: a record's content "
+                                  "hash could not be computed");
                     free_batch(w);
                     return NULL;
                 }
@@ -693,18 +679,13 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
            OF_KV("topic", o->topics->payments, "group", o->topics->group, "workers", nw),
            "consuming");
 
-    of_status st = OF_OK;
-    while (!of_shutdown_requested() && st == OF_OK) {
+    while (!of_shutdown_requested()) {
         wait_for_room(c);
         /* Wait for a record, then take what is already fetched (up to a
          * bound) without waiting; then look at the queues. */
         rd_kafka_message_t *m = of_kafka_consumer_poll(c->kc, POLL_MS);
         for (int k = 0; m != NULL; k++) {
-            if (route(c, m) != OF_OK) { /* m: consumed by route either way */
-                of_seterr(err, errlen, "out of memory while consuming");
-                st = OF_EFATAL;
-                break;
-            }
+            route(c, m); /* m: owned by its worker's queue now */
             m = k < 500 ? of_kafka_consumer_poll(c->kc, 0) : NULL;
         }
         flow_control(c);
@@ -720,7 +701,7 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
     pthread_cond_destroy(&c->room_cv);
     pthread_cond_destroy(&c->seal_cv);
     free(c);
-    return st; /* a worker's fatal error went through inv_app_fatal */
+    return OF_OK; /* a worker's fatal error went through inv_app_fatal */
 fail:
     free_workers(c);
     pthread_mutex_destroy(&c->mu);

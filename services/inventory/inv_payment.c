@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "of_json.h"
+#include "of_oom.h"
 #include "of_time.h"
 #include "of_uuid.h"
 
@@ -79,11 +80,8 @@ static bool parse_items(const cJSON *root, inv_payment *p, char *err,
                   INV_ITEMS_MAX);
         return false;
     }
-    p->items = calloc((size_t)n, sizeof p->items[0]);
-    if (p->items == NULL) {
-        of_seterr(err, errlen, "out of memory");
-        return false;
-    }
+    /* Never "out of memory" as the record's fault (of_oom.h). */
+    p->items = of_xcalloc((size_t)n, sizeof p->items[0], "a payment's items");
     int i = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, items)
@@ -169,10 +167,8 @@ static bool parse_customer(const cJSON *root, cJSON **out, char *err,
         return false;
     }
     cJSON *c = cJSON_CreateObject();
-    if (c == NULL) {
-        of_seterr(err, errlen, "out of memory");
-        return false;
-    }
+    if (c == NULL)
+        of_oom("a payment's customer");
     cJSON_AddStringToObject(c, "id", id->valuestring);
     if (email != NULL)
         cJSON_AddStringToObject(c, "email", email->valuestring);
@@ -224,8 +220,8 @@ static bool fingerprint(inv_payment *p, const char *occurred_at)
     unsigned int mdlen = 0;
     int ok = EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL);
     free(text);
-    if (ok != 1 || mdlen != 32)
-        return false;
+    if (ok != 1 || mdlen != 32) /* OpenSSL fails only when it cannot allocate */
+        of_oom("a payment's content hash (OpenSSL)");
     for (unsigned i = 0; i < 32; i++)
         snprintf(p->sha256 + 2 * i, 3, "%02x", md[i]);
     return true;

@@ -25,6 +25,7 @@
 #include "inv_relay.h"
 #include "of_kafka.h"
 #include "of_log.h"
+#include "of_oom.h"
 #include "of_pg.h"
 #include "of_shutdown.h"
 
@@ -102,6 +103,7 @@ int main(int argc, char **argv)
     }
 
     of_log_init("inventory", OF_LOG_INFO);
+    of_oom_cjson_hooks(); /* out of memory is fatal, in cJSON too */
     /* Few malloc arenas: about a dozen threads would otherwise each grow
      * their own (memory footprint). MALLOC_ARENA_MAX, when set, wins. */
     if (getenv("MALLOC_ARENA_MAX") == NULL)

@@ -22,6 +22,7 @@
 #include "gw_validate.h"
 #include "of_log.h"
 #include "of_metrics.h"
+#include "of_oom.h"
 #include "of_shutdown.h"
 #include "of_sig.h"
 #include "of_time.h"
@@ -156,17 +157,8 @@ static void answer(void *ud, gw_ack_outcome outcome, void *data)
         size_t len = 0;
         char *body = gw_event_accepted_body(pc->event_id, pc->payment_id,
                                             pc->order_id, &len);
-        if (body == NULL) {
-            /* The event is in Kafka but we cannot say so: 503 is allowed
-             * for an event that is in Kafka, a retry yields the same id. */
-            retry_after(g, req);
-            of_http_respond_problem(req, 503, PROBLEM_KAFKA, NULL,
-                                    "Out of memory while answering; retry "
-                                    "with the same payment_id.",
-                                    NULL);
-            count(g, "kafka_error");
-            return;
-        }
+        if (body == NULL) /* fatal; the provider retries, same event_id */
+            of_oom("a 202 answer");
         of_http_respond(req, 202, "application/json", body, len);
         free(body);
         count(g, "accepted");
@@ -346,12 +338,8 @@ void gw_ingest_handle(of_http_req *req, void *ud)
     cJSON *errors = NULL;
     of_status st = gw_validate(body, blen, &p, &errors);
     if (st != OF_OK) {
-        if (st == OF_EFATAL) {
-            of_http_respond_problem(req, 500, NULL, NULL,
-                                    "Out of memory while validating.", NULL);
-            count(g, "internal_error");
-            return;
-        }
+        if (st == OF_EFATAL) /* gw_validate: only allocation fails so */
+            of_oom("validating a payment");
         char detail[160];
         int n = cJSON_GetArraySize(errors);
         const cJSON *first = cJSON_GetArrayItem(errors, 0);
@@ -374,46 +362,27 @@ void gw_ingest_handle(of_http_req *req, void *ud)
     }
 
     /* The record. */
-    pending *pc = calloc(1, sizeof *pc);
+    /* Out of memory is fatal (of_oom.h): the process exits without an
+     * answer and the provider retries, with the same event_id. */
+    pending *pc = of_xcalloc(1, sizeof *pc, "a request");
     char received_at[40];
     of_time_rfc3339(of_now_ms(), received_at, sizeof received_at);
     size_t vlen = 0;
-    char *value = NULL;
-    rd_kafka_headers_t *hdrs = NULL;
-    if (pc != NULL) {
-        pc->g = g;
-        pc->req = req;
-        gw_event_id(p.payment_id, pc->event_id);
-        pc->payment_id = strdup(p.payment_id);
-        pc->order_id = strdup(p.order_id);
-        value = gw_event_value(&p, pc->event_id, received_at, &vlen);
-        hdrs = gw_event_headers(pc->event_id, received_at, traceparent,
-                                tracestate);
-    }
-    if (pc == NULL || pc->payment_id == NULL || pc->order_id == NULL ||
-        value == NULL || hdrs == NULL) {
-        if (hdrs != NULL)
-            rd_kafka_headers_destroy(hdrs);
-        free(value);
-        pending_free(pc);
-        gw_payment_free(&p);
-        of_http_respond_problem(req, 500, NULL, NULL,
-                                "Out of memory while building the event.", NULL);
-        count(g, "internal_error");
-        return;
-    }
+    pc->g = g;
+    pc->req = req;
+    gw_event_id(p.payment_id, pc->event_id);
+    pc->payment_id = of_xstrdup(p.payment_id, "a request");
+    pc->order_id = of_xstrdup(p.order_id, "a request");
+    char *value = gw_event_value(&p, pc->event_id, received_at, &vlen);
+    rd_kafka_headers_t *hdrs = gw_event_headers(pc->event_id, received_at,
+                                                traceparent, tracestate);
+    if (value == NULL || hdrs == NULL)
+        of_oom("a payment event");
     gw_payment_free(&p);
 
     pc->ticket = gw_acker_arm(g->acker, pc);
-    if (pc->ticket == NULL) {
-        rd_kafka_headers_destroy(hdrs);
-        free(value);
-        pending_free(pc);
-        of_http_respond_problem(req, 500, NULL, NULL,
-                                "Out of memory while queueing the event.", NULL);
-        count(g, "internal_error");
-        return;
-    }
+    if (pc->ticket == NULL)
+        of_oom("a request's deadline");
     gw_ticket *t = pc->ticket;
     /* From here on the answer comes from the acker: suspend first, since
      * the delivery report may run before this function returns. */
@@ -494,7 +463,7 @@ gw_ingest *gw_ingest_new(const gw_ingest_opts *o, char *err, size_t errlen)
     g->m_payments = of_metrics_counter(
         "orderflow_gw_payments_total",
         "POST /v1/payments outcomes (accepted, invalid, unauthorized, "
-        "unsupported_media_type, kafka_timeout, kafka_error, internal_error)",
+        "unsupported_media_type, kafka_timeout, kafka_error)",
         OF_LABELS("result"));
     g->m_delivery = of_metrics_histogram(
         "orderflow_gw_kafka_delivery_seconds",

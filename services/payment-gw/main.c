@@ -17,6 +17,7 @@
 #include "of_kafka.h"
 #include "of_log.h"
 #include "of_metrics.h"
+#include "of_oom.h"
 #include "of_shutdown.h"
 #include "of_time.h"
 
@@ -128,6 +129,7 @@ int main(int argc, char **argv)
     }
 
     of_log_init(SERVICE, OF_LOG_INFO);
+    of_oom_cjson_hooks(); /* out of memory is fatal, in cJSON too */
     char err[512];
     if (of_config_load(cfg_table, CFG_N, err, sizeof err) != OF_OK) {
         of_log(OF_LOG_FATAL, NULL, "bad configuration: %s", err);

@@ -12,6 +12,8 @@
  *                             loaded (default 0), so that a test can aim
  *                             at the work after start-up
  *   OF_FAILALLOC_VERBOSE=1    write one line to stderr per failed call
+ *   OF_FAILALLOC_VERBOSE=2    and the call's stack (module+offset per
+ *                             frame: `addr2line -e MODULE OFFSET` names it)
  *
  * A failed call returns NULL with errno ENOMEM, as the C library does when
  * memory runs out. Calls are counted over all threads. The real
@@ -20,6 +22,7 @@
  * replaces the allocator itself).
  */
 #include <errno.h>
+#include <execinfo.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,7 +47,7 @@ int posix_memalign(void **out, size_t align, size_t n);
 
 static uint64_t fa_nth, fa_count = 1;
 static int64_t fa_start_ms = -1; /* counting starts at this monotonic ms */
-static bool fa_verbose;
+static uint64_t fa_verbose;
 static _Atomic uint64_t fa_calls;
 
 static int64_t fa_now_ms(void)
@@ -69,7 +72,7 @@ __attribute__((constructor)) static void fa_init(void)
 {
     fa_nth = fa_env_u64("OF_FAILALLOC_NTH", 0);
     fa_count = fa_env_u64("OF_FAILALLOC_COUNT", 1);
-    fa_verbose = fa_env_u64("OF_FAILALLOC_VERBOSE", 0) != 0;
+    fa_verbose = fa_env_u64("OF_FAILALLOC_VERBOSE", 0);
     fa_start_ms = fa_now_ms() + (int64_t)fa_env_u64("OF_FAILALLOC_AFTER_MS", 0);
 }
 
@@ -108,6 +111,13 @@ static bool fa_fail(const char *what)
         return false;
     if (fa_verbose)
         fa_say(what, call);
+    if (fa_verbose >= 2) {
+        /* backtrace() may allocate once (it loads libgcc): those calls are
+         * counted past the failing one and succeed. */
+        void *frames[32];
+        int n = backtrace(frames, 32);
+        backtrace_symbols_fd(frames, n, STDERR_FILENO);
+    }
     errno = ENOMEM;
     return true;
 }

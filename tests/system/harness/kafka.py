@@ -227,8 +227,7 @@ class _KafkaClients:
             c.assign(tps)
             records: list[Record] = []
             while True:
-                marks = {tp.partition: c.get_watermark_offsets(tp, timeout=5, cached=False)
-                         for tp in tps}
+                marks = {tp.partition: _watermarks(c, tp, deadline) for tp in tps}
                 while True:
                     pos = {tp.partition: tp.offset for tp in c.position(tps)}
                     if all(hi <= lo or pos[p] >= hi for p, (lo, hi) in marks.items()):
@@ -259,6 +258,25 @@ class _KafkaClients:
                     for tp in c.committed([TopicPartition(topic, p) for p in range(n)], timeout=10)}
         finally:
             c.close()
+
+
+# Errors a partition's leader gives while it moves (a broker just restarted
+# or failed over): asked again until the caller's deadline.
+_MOVING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+           KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+           KafkaError._ALL_BROKERS_DOWN}
+
+
+def _watermarks(c: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """(low, high) of tp from its leader, retried while the leader moves."""
+    while True:
+        try:
+            return c.get_watermark_offsets(tp, timeout=5, cached=False)
+        except KafkaException as exc:
+            code = exc.args[0].code() if exc.args and hasattr(exc.args[0], "code") else None
+            if code not in _MOVING or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 class KafkaBroker(_KafkaClients):

@@ -5,7 +5,8 @@
  * "msg":"...", <context fields>}. Context fields are string pairs given with
  * OF_KV(). Every string written (message and field values) passes through
  * of_log_scrub(), so e-mail addresses and phone numbers never reach a log in
- * clear, whatever the caller passes. Thread-safe: one write(2) per line.
+ * clear, whatever the caller passes. Thread-safe: one write(2) per line
+ * (deferred lines: one for many).
  *
  *   of_log(OF_LOG_INFO, OF_KV("order_id", oid, "trace_id", tid),
  *          "reserved %d items", n);
@@ -46,6 +47,23 @@ bool of_log_enabled(of_log_level lvl);
  * decides (usually exit(1) at start-up). */
 void of_log(of_log_level lvl, const char *const *kv, const char *fmt, ...)
     OF_PRINTF(3, 4);
+
+/* Like of_log(), for high-volume lines whose prompt arrival matters
+ * little (access lines): below warn, the line is appended to a buffer
+ * that a background thread writes out OF_LOG_DEFER_MS later at most (or
+ * once it holds OF_LOG_DEFER_BYTES), one write(2) for many lines. Lines
+ * keep their order with every other line. What is buffered is lost if the
+ * process is killed (SIGKILL, a crash); exit() and a return from main()
+ * flush it. */
+void of_log_deferred(of_log_level lvl, const char *const *kv,
+                     const char *fmt, ...) OF_PRINTF(3, 4);
+
+#define OF_LOG_DEFER_MS 50
+#define OF_LOG_DEFER_BYTES (16 * 1024)
+#define OF_LOG_DEFER_MAX (1024 * 1024) /* beyond: written at once */
+
+/* Writes the buffered deferred lines now. */
+void of_log_flush(void);
 
 /* Copies `in` to `out` (always NUL-terminated, truncated to outlen-1) with
  * personal data masked: an e-mail local part keeps its first character

@@ -905,6 +905,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
     return MHD_YES;
 }
 
+/* Writes v in decimal at out (>= 21 bytes), NUL-terminated; returns the
+ * end (the NUL). */
+static char *fmt_uint(char *out, unsigned long long v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *out++ = tmp[--n];
+    *out = '\0';
+    return out;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -916,27 +932,37 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 
     int64_t end_us = r->done_us ? r->done_us : of_mono_us();
-    double secs = (double)(end_us - r->start_us) / 1e6;
+    int64_t us = end_us - r->start_us;
+    double secs = (double)us / 1e6;
     char status[16];
-    snprintf(status, sizeof status, "%u", r->status);
+    fmt_uint(status, r->status);
     if (r->status != 0) {
         of_metric_add(s->m_requests, 1, OF_LABELS(r->route_name, status));
         of_metric_observe(s->m_duration, secs, OF_LABELS(r->route_name));
     }
     of_log_level lvl = r->quiet ? OF_LOG_DEBUG : OF_LOG_INFO;
     if (of_log_enabled(lvl)) {
-        char dur[32];
-        snprintf(dur, sizeof dur, "%.3f", secs * 1000.0);
+        char dur[32]; /* milliseconds with 3 decimals, as "%.3f" */
+        if (us < 0)
+            us = 0;
+        char *e = fmt_uint(dur, (unsigned long long)(us / 1000));
+        e[0] = '.';
+        e[1] = (char)('0' + us % 1000 / 100);
+        e[2] = (char)('0' + us % 100 / 10);
+        e[3] = (char)('0' + us % 10);
+        e[4] = '\0';
         const char *outcome =
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
             : r->status == 413                         ? "closed"
             : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
                                                             : "aborted";
-        of_log(lvl,
-               OF_KV("method", r->method, "route", r->route_name, "status",
-                     status, "duration_ms", dur, "trace_id",
-                     r->trace[0] ? r->trace : NULL, "outcome", outcome),
-               "http request");
+        /* Deferred: one write(2) for many access lines (of_log.h). */
+        of_log_deferred(lvl,
+                        OF_KV("method", r->method, "route", r->route_name,
+                              "status", status, "duration_ms", dur,
+                              "trace_id", r->trace[0] ? r->trace : NULL,
+                              "outcome", outcome),
+                        "http request");
     }
 
     pthread_mutex_lock(&s->mtx);

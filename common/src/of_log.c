@@ -4,6 +4,13 @@
  * A line is built in memory (message and values scrubbed, then JSON
  * escaped) and written with one write(2) under a mutex, so lines from
  * different threads never interleave.
+ *
+ * Deferred lines (of_log_deferred: access lines) are appended to a buffer
+ * instead, which a flusher thread writes out at most OF_LOG_DEFER_MS
+ * later, or as soon as it holds OF_LOG_DEFER_BYTES: one write(2) for many
+ * lines, and no thread waits for another's write. Every immediate line
+ * first writes what is buffered, so the output keeps the order in which
+ * lines were logged. Lock order: wr_mu, then log_mu.
  */
 #include "of_log.h"
 
@@ -11,6 +18,7 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -257,6 +265,7 @@ typedef struct line {
     char *p;
     size_t len, cap;
     bool oom;
+    bool fixed; /* p is the caller's buffer, not malloc'ed */
 } line;
 
 static void ln_reserve(line *l, size_t more)
@@ -266,13 +275,16 @@ static void ln_reserve(line *l, size_t more)
     size_t cap = l->cap ? l->cap : 512;
     while (cap < l->len + more + 1)
         cap *= 2;
-    char *p = realloc(l->p, cap);
+    char *p = l->fixed ? malloc(cap) : realloc(l->p, cap);
     if (p == NULL) {
         l->oom = true;
         return;
     }
+    if (l->fixed)
+        memcpy(p, l->p, l->len + 1);
     l->p = p;
     l->cap = cap;
+    l->fixed = false;
 }
 
 static void ln_put(line *l, const char *s, size_t n)
@@ -313,8 +325,13 @@ static void ln_json_str(line *l, const char *s)
             }
             i++;
         } else if (c < 0x80) {
-            ln_put(l, (const char *)&s[i], 1);
-            i++;
+            size_t j = i + 1;
+            while (s[j] != '\0' && (unsigned char)s[j] < 0x80 &&
+                   (unsigned char)s[j] >= 0x20 && s[j] != 0x7f &&
+                   s[j] != '"' && s[j] != '\\')
+                j++;
+            ln_put(l, s + i, j - i);
+            i = j;
         } else {
             size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
             size_t avail = strnlen(s + i, n);
@@ -336,9 +353,8 @@ static void ln_scrubbed(line *l, const char *s)
     /* Masking at most triples a 1-char local part ("a@b.cd" grows by 3
      * in 6), so twice the input plus slack always fits. */
     size_t cap = 2 * strlen(s) + 16;
-    /* Initialised only to quiet GCC 12's -Wmaybe-uninitialized at -O2:
-     * it cannot see that of_log_scrub always writes a terminated string. */
-    char stackbuf[1024] = "";
+    char stackbuf[1024];
+    stackbuf[0] = '\0'; /* of_log_scrub always terminates it */
     char *tmp = cap <= sizeof stackbuf ? stackbuf : malloc(cap);
     if (tmp == NULL) {
         ln_json_str(l, "[unloggable: out of memory]");
@@ -385,16 +401,143 @@ static void write_all(const char *p, size_t n)
     }
 }
 
-void of_log(of_log_level lvl, const char *const *kv, const char *fmt, ...)
+/* ------------------------------------------------------------------ */
+/* Deferred lines                                                     */
+/* ------------------------------------------------------------------ */
+
+/* Serialises writes to stderr, so that a buffer taken for writing and a
+ * line written at once come out in the order they were logged. */
+static pthread_mutex_t wr_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The pending deferred lines; guarded by log_mu. */
+static char *dfr_buf;
+static size_t dfr_len, dfr_cap;
+static int64_t dfr_since_ms; /* of_mono_ms of the oldest pending line */
+static pthread_cond_t dfr_cv;   /* wakes the flusher; with log_mu */
+static bool dfr_waiting;        /* the flusher sleeps without a deadline */
+static pthread_once_t dfr_once = PTHREAD_ONCE_INIT;
+static bool dfr_thread_ok;
+
+/* Takes the pending lines (caller holds log_mu); NULL when none. */
+static char *dfr_take(size_t *len)
 {
-    if (!of_log_enabled(lvl))
-        return;
+    char *b = dfr_buf;
+    *len = dfr_len;
+    dfr_buf = NULL;
+    dfr_len = dfr_cap = 0;
+    return b;
+}
+
+/* Writes the pending lines; caller holds wr_mu, not log_mu. */
+static void dfr_write_pending(void)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&log_mu);
+    char *b = dfr_take(&n);
+    pthread_mutex_unlock(&log_mu);
+    if (b != NULL) {
+        write_all(b, n);
+        free(b);
+    }
+}
+
+void of_log_flush(void)
+{
+    pthread_mutex_lock(&wr_mu);
+    dfr_write_pending();
+    pthread_mutex_unlock(&wr_mu);
+}
+
+static void *dfr_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&log_mu);
+    for (;;) {
+        if (dfr_len == 0) {
+            dfr_waiting = true;
+            pthread_cond_wait(&dfr_cv, &log_mu);
+            dfr_waiting = false;
+            continue;
+        }
+        int64_t due = dfr_since_ms + OF_LOG_DEFER_MS;
+        if (dfr_len < OF_LOG_DEFER_BYTES && of_mono_ms() < due) {
+            (void)of_cond_wait_until(&dfr_cv, &log_mu, due);
+            continue;
+        }
+        pthread_mutex_unlock(&log_mu);
+        of_log_flush();
+        pthread_mutex_lock(&log_mu);
+    }
+    return NULL;
+}
+
+static void dfr_start(void)
+{
+    of_cond_init_mono(&dfr_cv);
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    /* Signals go to the process's other threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    dfr_thread_ok = pthread_create(&t, &a, dfr_main, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+    if (dfr_thread_ok)
+        (void)atexit(of_log_flush);
+}
+
+/* Appends a finished line to the pending ones; false when it must be
+ * written at once instead (no flusher thread, too much pending, OOM). */
+static bool dfr_append(const char *p, size_t n)
+{
+    pthread_once(&dfr_once, dfr_start);
+    if (!dfr_thread_ok)
+        return false;
+    bool ok = false;
+    pthread_mutex_lock(&log_mu);
+    if (dfr_len + n <= OF_LOG_DEFER_MAX) {
+        if (dfr_len + n > dfr_cap) {
+            size_t cap = dfr_cap ? dfr_cap : 2 * OF_LOG_DEFER_BYTES;
+            while (cap < dfr_len + n)
+                cap *= 2;
+            char *nb = realloc(dfr_buf, cap);
+            if (nb != NULL) {
+                dfr_buf = nb;
+                dfr_cap = cap;
+            }
+        }
+        if (dfr_len + n <= dfr_cap) {
+            if (dfr_len == 0)
+                dfr_since_ms = of_mono_ms();
+            bool wake = (dfr_len == 0 && dfr_waiting) ||
+                        (dfr_len < OF_LOG_DEFER_BYTES &&
+                         dfr_len + n >= OF_LOG_DEFER_BYTES);
+            memcpy(dfr_buf + dfr_len, p, n);
+            dfr_len += n;
+            ok = true;
+            if (wake)
+                pthread_cond_signal(&dfr_cv);
+        }
+    }
+    pthread_mutex_unlock(&log_mu);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lines                                                              */
+/* ------------------------------------------------------------------ */
+
+static void vlog(of_log_level lvl, const char *const *kv, bool deferred,
+                 const char *fmt, va_list ap0)
+{
     int saved_errno = errno; /* callers may log and then read errno */
 
     char msgstack[512];
     char *msg = msgstack;
     va_list ap;
-    va_start(ap, fmt);
+    va_copy(ap, ap0);
     int n = vsnprintf(msgstack, sizeof msgstack, fmt, ap);
     va_end(ap);
     if (n < 0) {
@@ -402,7 +545,7 @@ void of_log(of_log_level lvl, const char *const *kv, const char *fmt, ...)
     } else if ((size_t)n >= sizeof msgstack) {
         char *big = malloc((size_t)n + 1);
         if (big != NULL) { /* else keep the truncated message */
-            va_start(ap, fmt);
+            va_copy(ap, ap0);
             vsnprintf(big, (size_t)n + 1, fmt, ap);
             va_end(ap);
             msg = big;
@@ -413,7 +556,9 @@ void of_log(of_log_level lvl, const char *const *kv, const char *fmt, ...)
     of_time_rfc3339(of_now_ms(), ts, sizeof ts);
     int li = lvl < OF_LOG_DEBUG || lvl > OF_LOG_FATAL ? OF_LOG_ERROR : (int)lvl;
 
-    line l = {0};
+    char first[1024]; /* most lines fit: no allocation */
+    line l = {first, 0, sizeof first, false, true};
+    first[0] = '\0';
     ln_str(&l, "{\"ts\":\"");
     ln_str(&l, ts);
     ln_str(&l, "\",\"level\":\"");
@@ -442,16 +587,40 @@ void of_log(of_log_level lvl, const char *const *kv, const char *fmt, ...)
     if (l.oom) {
         static const char oom[] = "{\"level\":\"error\",\"msg\":\"log line "
                                   "dropped: out of memory\"}\n";
-        pthread_mutex_lock(&log_mu);
+        pthread_mutex_lock(&wr_mu);
+        dfr_write_pending();
         write_all(oom, sizeof oom - 1);
-        pthread_mutex_unlock(&log_mu);
-    } else {
-        pthread_mutex_lock(&log_mu);
+        pthread_mutex_unlock(&wr_mu);
+    } else if (!deferred || !dfr_append(l.p, l.len)) {
+        pthread_mutex_lock(&wr_mu);
+        dfr_write_pending();
         write_all(l.p, l.len);
-        pthread_mutex_unlock(&log_mu);
+        pthread_mutex_unlock(&wr_mu);
     }
-    free(l.p);
+    if (!l.fixed)
+        free(l.p);
     if (msg != msgstack)
         free(msg);
     errno = saved_errno;
+}
+
+void of_log(of_log_level lvl, const char *const *kv, const char *fmt, ...)
+{
+    if (!of_log_enabled(lvl))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(lvl, kv, false, fmt, ap);
+    va_end(ap);
+}
+
+void of_log_deferred(of_log_level lvl, const char *const *kv,
+                     const char *fmt, ...)
+{
+    if (!of_log_enabled(lvl))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(lvl, kv, lvl < OF_LOG_WARN, fmt, ap);
+    va_end(ap);
 }

@@ -103,9 +103,26 @@ char *of_time_rfc3339(int64_t ms, char *out, size_t outlen)
     int64_t y;
     unsigned mo, d;
     civil_from_days(days, &y, &mo, &d);
-    snprintf(out, outlen, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y,
-             mo, d, (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60),
-             (int)msec);
+    if (y < 0 || y > 9999 || outlen < 25) {
+        snprintf(out, outlen, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ",
+                 (long long)y, mo, d, (int)(sod / 3600), (int)(sod / 60 % 60),
+                 (int)(sod % 60), (int)msec);
+        return out;
+    }
+    /* The same text without snprintf (one per log line and payment). */
+    unsigned v[] = {(unsigned)y, mo, d, (unsigned)(sod / 3600),
+                    (unsigned)(sod / 60 % 60), (unsigned)(sod % 60),
+                    (unsigned)msec};
+    static const unsigned char width[] = {4, 2, 2, 2, 2, 2, 3};
+    static const char after[] = "--T::.Z";
+    char *p = out;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        for (unsigned k = width[i]; k-- > 0; v[i] /= 10)
+            p[k] = (char)('0' + v[i] % 10);
+        p += width[i];
+        *p++ = after[i];
+    }
+    *p = '\0';
     return out;
 }
 

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -337,6 +339,100 @@ static void test_threads_no_interleaving(void **state)
     fclose(tmp);
 }
 
+/* Deferred lines: kept in order with immediate ones, written by the
+ * flusher thread within OF_LOG_DEFER_MS without any other line, at once
+ * from warn up, and by exit(). */
+static void test_deferred_lines(void **state)
+{
+    (void)state;
+    of_log_init("svc", OF_LOG_DEBUG);
+    capture_begin();
+    of_log_deferred(OF_LOG_INFO, OF_KV("n", "1"), "first");
+    of_log(OF_LOG_INFO, NULL, "second");
+    char *out = capture_end();
+    const char *a = strstr(out, "\"first\""), *b = strstr(out, "\"second\"");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(a < b);
+
+    capture_begin();
+    of_log_deferred(OF_LOG_INFO, OF_KV("n", "2"), "alone");
+    struct timespec ts = {0, (OF_LOG_DEFER_MS + 150) * 1000000L};
+    nanosleep(&ts, NULL);
+    out = capture_end();
+    cJSON *j = parse_line(out);
+    assert_string_equal(str(j, "msg"), "alone");
+    cJSON_Delete(j);
+
+    capture_begin();
+    of_log_deferred(OF_LOG_WARN, NULL, "loud");
+    out = capture_end();
+    assert_non_null(strstr(out, "\"loud\""));
+
+    capture_begin();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        of_log_deferred(OF_LOG_INFO, NULL, "from the child");
+        exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    out = capture_end();
+    assert_non_null(strstr(out, "\"from the child\""));
+}
+
+static void *dwriter(void *arg)
+{
+    char big[3000];
+    memset(big, 'a' + (int)(intptr_t)arg, sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < LINES; i++) {
+        if (i % 10 == 0)
+            of_log(OF_LOG_INFO, OF_KV("thread", big), "line %d", i);
+        else
+            of_log_deferred(OF_LOG_INFO, OF_KV("thread", big), "line %d", i);
+    }
+    return NULL;
+}
+
+static void test_deferred_threads_no_interleaving(void **state)
+{
+    (void)state;
+    of_log_init("svc", OF_LOG_DEBUG);
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    int saved = dup(STDERR_FILENO);
+    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+    pthread_t th[THREADS];
+    for (intptr_t i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, dwriter, (void *)i), 0);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    of_log_flush();
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    rewind(tmp);
+    char *lineb = NULL;
+    size_t cap = 0;
+    int lines = 0, next[THREADS] = {0};
+    while (getline(&lineb, &cap, tmp) > 0) {
+        cJSON *j = parse_line(lineb);
+        const char *v = str(j, "thread");
+        assert_int_equal(strlen(v), 2999);
+        assert_int_equal(strspn(v, (char[]){v[0], 0}), 2999);
+        /* each thread's lines in the order it logged them */
+        int t = v[0] - 'a', n = atoi(str(j, "msg") + 5);
+        assert_int_equal(n, next[t]);
+        next[t]++;
+        cJSON_Delete(j);
+        lines++;
+    }
+    assert_int_equal(lines, THREADS * LINES);
+    free(lineb);
+    fclose(tmp);
+}
+
 static int teardown_all(void **state)
 {
     (void)state;
@@ -358,6 +454,8 @@ int main(void)
         cmocka_unit_test(test_scrub_rules),
         cmocka_unit_test(test_mask_helpers),
         cmocka_unit_test(test_threads_no_interleaving),
+        cmocka_unit_test(test_deferred_lines),
+        cmocka_unit_test(test_deferred_threads_no_interleaving),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_all);
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,6 +43,20 @@ static void test_format(void **state)
                         "1969-12-31T23:59:59.999Z");
     assert_string_equal(of_time_rfc3339(253402300799999LL, out, sizeof out),
                         "9999-12-31T23:59:59.999Z");
+    /* Digits written by hand: the same text as the snprintf of it, over
+     * a sweep of the representable range and a truncating buffer. */
+    for (int64_t ms = -86400000LL; ms < 253402300799999LL;
+         ms = ms < 0 ? ms / 2 + 333 : ms * 3 / 2 + 7919) {
+        char want[64];
+        time_t secs = (time_t)((ms < 0 ? ms - 999 : ms) / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(((ms % 1000) + 1000) % 1000));
+        assert_string_equal(of_time_rfc3339(ms, out, sizeof out), want);
+    }
+    assert_string_equal(of_time_rfc3339(0, out, 11), "1970-01-01");
 }
 
 static void test_parse(void **state)

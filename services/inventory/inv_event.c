@@ -64,6 +64,8 @@ char *inv_event_batch_input(inv_rec *const *recs, size_t n)
         cJSON_AddItemToObject(o, "items", items_json(p));
         cJSON_AddItemToObject(o, "customer", cJSON_Duplicate(p->customer, 1));
         cJSON_AddStringToObject(o, "traceparent", r->traceparent);
+        if (r->tracestate[0] != '\0')
+            cJSON_AddStringToObject(o, "tracestate", r->tracestate);
         cJSON_AddNumberToObject(o, "part", (double)r->partition);
         cJSON_AddNumberToObject(o, "off", (double)r->offset);
         if (p->received_at[0] != '\0')

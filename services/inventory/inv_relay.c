@@ -222,13 +222,14 @@ static OF_MUST_CHECK of_status flush_pending(inv_relay *r, of_pg *pg, char *err,
 #define OUTBOX_COLUMNS                                                         \
     "id, topic, order_id, ce_id, ce_type, ce_time, traceparent, payment_id, "  \
     "payment_event_id, reason, details, items, versions, amount_cents, "       \
-    "currency, customer, payment_received_at"
+    "currency, customer, payment_received_at, tracestate"
 enum {
     COL_HELD, /* the round's proof of leadership, then the row (or NULLs) */
     COL_ID, COL_TOPIC, COL_ORDER_ID, COL_CE_ID, COL_CE_TYPE, COL_CE_TIME,
     COL_TRACEPARENT, COL_PAYMENT_ID, COL_PAYMENT_EVENT_ID, COL_REASON,
     COL_DETAILS, COL_ITEMS, COL_VERSIONS, COL_AMOUNT, COL_CURRENCY, COL_CUSTOMER,
-    COL_PAYMENT_RECEIVED_AT /* 008; NULL for rows written before it */
+    COL_PAYMENT_RECEIVED_AT, /* 008; NULL for rows written before it */
+    COL_TRACESTATE           /* 011; NULL when the payment had none */
 };
 
 static cJSON *json_col(const PGresult *res, int row, int col)
@@ -338,7 +339,9 @@ static OF_MUST_CHECK of_status relay_round(inv_relay *r, of_pg *pg, uint64_t ses
             PQgetisnull(res, (int)i, COL_TRACEPARENT)
                 ? NULL
                 : PQgetvalue(res, (int)i, COL_TRACEPARENT),
-            NULL);
+            PQgetisnull(res, (int)i, COL_TRACESTATE)
+                ? NULL
+                : PQgetvalue(res, (int)i, COL_TRACESTATE));
         pthread_mutex_lock(&r->mu);
         r->outstanding++;
         pthread_mutex_unlock(&r->mu);

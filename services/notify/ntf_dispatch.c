@@ -270,6 +270,22 @@ static struct curl_slist *ntf_headers(ntf_engine *e, ntf_dlv *d)
     snprintf(line, sizeof line, "traceparent: %s",
              of_trace_format(&child, tp, sizeof tp));
     NTF_ADD(line);
+    /* The record's tracestate travels with the trace it came with (W3C:
+     * only with that traceparent; never with a trace started here). */
+    const rd_kafka_headers_t *rh = d->rec->msg ? d->rec->msg->hdrs : NULL;
+    char rtp[128], rts[4096], ts[OF_TRACESTATE_MAX + 1];
+    char tsline[OF_TRACESTATE_MAX + 16];
+    of_trace rt;
+    const char *rtpv = rh ? of_kafka_headers_get(rh, "traceparent", rtp, sizeof rtp)
+                          : NULL;
+    const char *rtsv = rh ? of_kafka_headers_get(rh, "tracestate", rts, sizeof rts)
+                          : NULL;
+    if (rtpv && rtsv && of_trace_parse(rtpv, strlen(rtpv), &rt) == 0 &&
+        strcmp(rt.trace_id, d->rec->trace.trace_id) == 0 &&
+        of_tracestate_parse(rtsv, strlen(rtsv), ts, sizeof ts) > 0) {
+        snprintf(tsline, sizeof tsline, "tracestate: %s", ts);
+        NTF_ADD(tsline);
+    }
 #undef NTF_ADD
     return h;
 oom:

@@ -496,8 +496,9 @@ def test_outcomes_carry_payment_received_at(kafka, ns, db, services):
 
 def test_upgrade_to_008_publishes_old_outbox_rows_without_the_field(kafka, ns, db, services):
     """A database at 001-007 (+ notify's 010), as users have it, with an
-    outcome still in the outbox: inventory applies only 008 at start, the
-    old row goes out without payment_received_at, new ones carry it."""
+    outcome still in the outbox: inventory applies 008 and 011 at start, the
+    old row goes out without payment_received_at and without tracestate,
+    new ones carry them."""
     sql_dir = REPO_ROOT / "deploy" / "sql"
     old = sorted(f for f in sql_dir.glob("*.sql") if f.name[:3] <= "007" or f.name[:3] == "010")
     assert [f.name[:3] for f in old] == ["001", "002", "003", "004", "005", "006", "007", "010"]
@@ -529,18 +530,21 @@ def test_upgrade_to_008_publishes_old_outbox_rows_without_the_field(kafka, ns, d
     inv = services.start("inventory")
     applied = [json.loads(line).get("migration") for line in inv.log().splitlines()
                if '"migration applied"' in line]
-    assert applied == ["008_outbox_payment_received_at.sql"]
-    assert db.query("SELECT max(version), count(*) FROM schema_migrations") == [(10, 9)]
+    assert applied == ["008_outbox_payment_received_at.sql", "011_outbox_tracestate.sql"]
+    assert db.query("SELECT max(version), count(*) FROM schema_migrations") == [(11, 10)]
 
     put_stock(inv, "SKU-U", 5)
     post = payment(items=["SKU-U:1"])
-    publish(kafka, ns, post, received_at="2026-11-22T10:00:00.5Z")
+    publish_with(kafka, ns, post, {**record_headers(post), "tracestate": "rojo=1"},
+                 json.dumps(record_value(post, "2026-11-22T10:00:00.5Z"), separators=(",", ":")).encode())
     by = outcomes_by_payment(kafka, ns, 2)
     old_v, new_v = by[pre["payment_id"]].json(), by[post["payment_id"]].json()
     assert by[pre["payment_id"]].header("ce_id") == outcome_id_of(pre["payment_id"])
     assert "payment_received_at" not in old_v, old_v
     assert old_v["items"] == [{"sku": "SKU-U", "qty": 1, "stock_version": 2}]
     assert new_v["payment_received_at"] == "2026-11-22T10:00:00.5Z"
+    assert by[pre["payment_id"]].header("tracestate") is None
+    assert by[post["payment_id"]].header("tracestate") == "rojo=1"
     wait_until(lambda: db.query("SELECT count(*) FROM outbox") == [(0,)], timeout=20,
                message="outbox drained")
 

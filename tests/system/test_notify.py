@@ -17,6 +17,7 @@ import uuid
 from collections import Counter, defaultdict
 
 import pytest
+import requests
 
 from harness import ADMIN_TOKEN, NOTIFY_SECRET, payment, post_payment, wait_until
 
@@ -469,3 +470,41 @@ def test_held_retry_on_a_never_committed_partition_shows_as_lag(kafka, ns, sink,
               if ln.startswith("orderflow_kafka_consumer_lag{") and f'topic="{tier}"' in ln]
     assert len(series) == 3, series
     assert len(sink.requests()) == 1  # still waiting: not delivered yet
+
+
+def test_trace_context_travels_from_payment_to_delivery(kafka, ns, sink, services):
+    """Contract section 10, issue 15 defect 5: a payment posted with
+    traceparent + tracestate reaches the sink's deliveries with the same
+    trace id and the same tracestate, through payment.success, inventory's
+    outbox (migration 011) and order.fulfilled; a retried delivery keeps
+    it. A delivery of a record without tracestate sends none."""
+    gw = services.start("payment-gw")
+    services.start("inventory")
+    services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    sink.respond("/sms", [503])  # the SMS is delivered on its retry
+    r = requests.put(f"{services.get('inventory').url}/v1/stock/SKU-TRACE", json={"available": 5},
+                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    state = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+    p = payment(items=["SKU-TRACE:1"], email="ana@example.com", phone="+4915112345678")
+    r = post_payment(gw.url, p, headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01",
+                                         "tracestate": "rojo=00f067aa0ba902b7 , congo=t61rcWkgMzE"})
+    assert r.status_code == 202, r.text
+    plain = payment(items=["SKU-TRACE:1"], email="bo@example.com")
+    assert post_payment(gw.url, plain).status_code == 202
+
+    reqs = sink.wait_for(4, timeout=60)  # email, sms 503, sms retried, plain's email
+    mine = [q for q in reqs if q.json["order_id"] == p["order_id"]]
+    assert sorted((q.path, q.status) for q in mine) == [("/email", 200), ("/sms", 200), ("/sms", 503)]
+    for q in mine:
+        tp = q.header("traceparent")
+        assert tp and tp.split("-")[1] == trace_id, (q.path, tp)
+        assert q.header("tracestate") == state, (q.path, q.header("tracestate"))
+    other = [q for q in reqs if q.json["order_id"] == plain["order_id"]]
+    assert other and all(q.header("tracestate") is None for q in other)
+    assert other[0].header("traceparent").split("-")[1] != trace_id
+    fulfilled = [rec for rec in kafka.read_all(ns.topic("order.fulfilled"), timeout=10, min_count=2)
+                 if rec.key == p["order_id"].encode()]
+    assert fulfilled[0].header("tracestate") == state
+    assert fulfilled[0].header("traceparent").split("-")[1] == trace_id

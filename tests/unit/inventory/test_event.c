@@ -85,6 +85,32 @@ static void test_batch_input(void **state)
     assert_string_equal(field(o, "traceparent")->valuestring, r.traceparent);
     /* no received_at in the payment: none in the input (the SQL stores NULL) */
     assert_null(cJSON_GetObjectItem(o, "received_at"));
+    /* no tracestate either */
+    assert_null(cJSON_GetObjectItem(o, "tracestate"));
+    cJSON_Delete(arr);
+    inv_rec_free(&r);
+}
+
+/* The payment's tracestate goes to the outbox with the batch (011). */
+static void test_batch_input_tracestate(void **state)
+{
+    (void)state;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, "traceparent", -1,
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", -1);
+    rd_kafka_header_add(h, "tracestate", -1, "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE", -1);
+    inv_rec r;
+    assert_int_equal(inv_rec_init(&r, NULL, PAY, strlen(PAY), 2, 41, h), OF_OK);
+    rd_kafka_headers_destroy(h);
+    inv_rec *p[] = {&r};
+    char *s = inv_event_batch_input(p, 1);
+    cJSON *arr = cJSON_Parse(s);
+    free(s);
+    cJSON *o = cJSON_GetArrayItem(arr, 0);
+    assert_string_equal(field(o, "tracestate")->valuestring,
+                        "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    assert_memory_equal(field(o, "traceparent")->valuestring,
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36);
     cJSON_Delete(arr);
     inv_rec_free(&r);
 }
@@ -383,6 +409,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stock_json_prints_integers),
         cmocka_unit_test(test_topics),          cmocka_unit_test(test_batch_input),
+        cmocka_unit_test(test_batch_input_tracestate),
         cmocka_unit_test(test_batch_input_received_at),
         cmocka_unit_test(test_outcome_values_carry_received_at),
         cmocka_unit_test(test_set_result),      cmocka_unit_test(test_fulfilled_value),

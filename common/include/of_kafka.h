@@ -91,8 +91,12 @@ void of_kafka_producer_destroy(of_kafka_producer *p, int timeout_ms);
 typedef struct of_kafka_consumer of_kafka_consumer;
 
 /* Called from inside of_kafka_consumer_poll() when partitions are
- * assigned (assigned=true) or are about to be revoked (false, after stored
- * offsets were committed). May be NULL. */
+ * assigned (assigned=true; they start unpaused, whatever they were when
+ * last revoked) or are about to be revoked (false, after stored offsets
+ * were committed). With the cooperative protocol `parts` holds only the
+ * partitions added or taken away, and the others go on being consumed
+ * meanwhile; with the eager one every partition is revoked and the new
+ * assignment given whole. May be NULL. */
 typedef void (*of_kafka_rebalance_fn)(void *ud, bool assigned,
                                       const rd_kafka_topic_partition_list_t *parts);
 

@@ -859,6 +859,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_partitions("assigned", c->group, parts);
+        /* A pause is kept on a partition across a revoke and a later
+         * assign (librdkafka 2.3.0 clears only its own pause on assign):
+         * a partition paused when it was revoked would come back paused,
+         * and nobody would resume it. A new assignment starts unpaused;
+         * the service pauses it again if it wants to. */
+        rd_kafka_resp_err_t re = rd_kafka_resume_partitions(rk, parts);
+        if (re)
+            of_log(OF_LOG_WARN, OF_KV("group", c->group),
+                   "kafka resume of assigned partitions failed: %s",
+                   rd_kafka_err2str(re));
         if (coop) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e) {

@@ -107,6 +107,8 @@ typedef struct of_common_config {
     int log_level;          /* OF_LOG_LEVEL (an of_log_level) */
     char *topic_prefix;     /* OF_TOPIC_PREFIX, default "" */
     long long partitions;   /* OF_TOPIC_PARTITIONS, default 6 */
+    char *kafka_instance_id; /* OF_KAFKA_INSTANCE_ID as given (consumers
+                                only; of_kafka_instance_id resolves it) */
 } of_common_config;
 
 /* The shared entries without OF_HTTP_PORT, for tools that serve no HTTP
@@ -135,6 +137,12 @@ typedef struct of_http_limits {
 } of_http_limits;
 
 extern of_http_limits of_config_http;
+
+/* The entry of services that consume in a group (inventory, notify). */
+#define OF_KAFKA_INSTANCE_CFG_ENTRY(c)                                          \
+    {"OF_KAFKA_INSTANCE_ID", OF_CFG_STR, &(c)->kafka_instance_id, "auto", 0, 0, \
+     0, "consumer group.instance.id (static membership): auto = "             \
+        "<service>-<host>-<port>, none = dynamic, or a stable name per replica"}
 
 #define OF_COMMON_CFG_ENTRIES(c, default_port)                                   \
     OF_COMMON_KAFKA_CFG_ENTRIES(c),                                              \

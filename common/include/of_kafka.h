@@ -9,9 +9,14 @@
  * stores a record's offset (of_kafka_consumer_store) only after the
  * record's outcome is decided and recorded; auto-commit then commits what
  * was stored. On a revoke, stored offsets are committed synchronously
- * before the partitions are given up (rebalance-safe). The group session
- * is 10 s (not librdkafka's 45 s) so a crashed member's partitions move on
- * quickly.
+ * before the partitions are given up (rebalance-safe). Group membership
+ * (docs/ARCHITECTURE.md, "Replicas and rebalances"): the cooperative-sticky
+ * assignor (a rebalance moves only the partitions that change owner; the
+ * others are consumed throughout) and, given an instance id, static
+ * membership (group.instance.id) with a 30 s session: a replica restarted
+ * within it gets its partitions back without any rebalance. Without one,
+ * a dynamic member with a 10 s session (not librdkafka's 45 s), so a
+ * crashed member's partitions move on quickly.
  *
  * Both apply OF_RDKAFKA_* overrides last (of_config.h), so an operator can
  * change any property without code changes.
@@ -108,6 +113,9 @@ typedef struct of_kafka_consumer_opts {
     of_kafka_rebalance_fn on_rebalance;
     void *rebalance_ud;
     int max_poll_interval_ms; /* 0 = default 300000 */
+    /* group.instance.id (static membership, see of_kafka_instance_id);
+     * NULL or "" for a dynamic member. */
+    const char *instance_id;
     /* A service's own consumer properties (e.g. a small prefetch for its
      * memory), as NULL-terminated name, value pairs; NULL for none. Set
      * after of_kafka's defaults and before the OF_RDKAFKA_* overrides, so
@@ -125,6 +133,28 @@ typedef struct of_kafka_consumer_opts {
  * docs/PERFORMANCE.md. */
 #define OF_KAFKA_BATCHED_FETCH                                                \
     "fetch.wait.max.ms", "10", "fetch.min.bytes", "100000"
+
+/* The session of a static member: long enough to cover a restart (the
+ * partitions of a member that left wait for it this long), short enough
+ * that a replica that does not come back is replaced within half a
+ * minute. */
+#define OF_KAFKA_STATIC_SESSION_MS 30000
+
+/* The group.instance.id of a consumer from the value of
+ * OF_KAFKA_INSTANCE_ID (`setting`):
+ *   "auto" (or NULL): "<service>-<host>-<port>", host being `host` or,
+ *       when NULL, gethostname(); characters other than [A-Za-z0-9._-]
+ *       become '-'. The same for every restart of one replica, distinct
+ *       between replicas on one host (ports) or in containers (hosts);
+ *   "none" or "": dynamic membership, out = "";
+ *   anything else: that id, if 1..249 characters of [A-Za-z0-9._-]
+ *       (what Kafka accepts).
+ * Returns OF_OK, or OF_EFATAL with err naming OF_KAFKA_INSTANCE_ID (a
+ * configuration error: exit 2). */
+of_status of_kafka_instance_id(const char *setting, const char *service,
+                               const char *host, long long port, char *out,
+                               size_t outlen, char *err,
+                               size_t errlen) OF_MUST_CHECK;
 
 /* Creates the consumer and subscribes. auto.offset.reset=earliest (a new
  * group starts from the beginning: nothing is skipped). NULL + err on
@@ -150,6 +180,13 @@ of_status of_kafka_consumer_commit(of_kafka_consumer *c) OF_MUST_CHECK;
 
 /* True when the consumer has an UP broker connection (from statistics). */
 bool of_kafka_consumer_ready(of_kafka_consumer *c);
+
+/* True once librdkafka raised a fatal error on the consumer (it can no
+ * longer consume or commit; the caller stops, exit 1). why gets the
+ * reason: for a static member fenced by another process with the same
+ * group.instance.id, a message saying so and naming OF_KAFKA_INSTANCE_ID.
+ * Thread-safe. */
+bool of_kafka_consumer_failed(of_kafka_consumer *c, char *why, size_t whylen);
 
 /* Sum of consumer lag over assigned partitions from the last statistics
  * (-1 when unknown). Per-partition lag is also exported as the gauge

@@ -739,8 +739,10 @@ of_status of_kafka_dlq_publish_sync(of_kafka_producer *p,
 struct of_kafka_consumer {
     rd_kafka_t *rk;
     char *group;
+    char instance[256]; /* group.instance.id, "" for a dynamic member */
     of_kafka_rebalance_fn on_rebalance;
     void *rebalance_ud;
+    char fatal_why[768]; /* written once, before fatal is set */
     atomic_bool fatal;
     atomic_int brokers_up;
     atomic_llong stats_at_ms;
@@ -748,18 +750,40 @@ struct of_kafka_consumer {
     of_metric *m_lag;
 };
 
+/* Records librdkafka's fatal error (once) with the reason the service
+ * reports when it stops. librdkafka raises it through error_cb or, for a
+ * consumer serving its callbacks from rd_kafka_consumer_poll, as a
+ * message error: both come here. */
+static void consumer_set_fatal(of_kafka_consumer *c)
+{
+    char why[512];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(c->rk, why, sizeof why);
+    if (atomic_load(&c->fatal))
+        return;
+    if (orig == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+        snprintf(c->fatal_why, sizeof c->fatal_why,
+                 "another process joined consumer group %s with this one's "
+                 "group.instance.id '%s' and fenced it: every replica needs "
+                 "its own OF_KAFKA_INSTANCE_ID (auto: from host and port; "
+                 "none: dynamic membership)",
+                 c->group, c->instance);
+    else
+        snprintf(c->fatal_why, sizeof c->fatal_why,
+                 "kafka consumer fatal error: %s", why);
+    atomic_store(&c->fatal, true);
+    of_log(OF_LOG_FATAL,
+           OF_KV("component", "librdkafka", "group", c->group, "error",
+                 rd_kafka_err2name(orig)),
+           "%s", c->fatal_why);
+}
+
 static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason,
                               void *opaque)
 {
+    (void)rk;
     of_kafka_consumer *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[512];
-        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof why);
-        atomic_store(&c->fatal, true);
-        of_log(OF_LOG_FATAL,
-               OF_KV("component", "librdkafka", "group", c->group, "error",
-                     rd_kafka_err2name(orig)),
-               "kafka consumer fatal error: %s", why);
+        consumer_set_fatal(c);
         return;
     }
     of_log(error_cb_level(err),
@@ -930,6 +954,95 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_assign(rk, NULL);
 }
 
+/* One line at start saying how the consumer takes part in its group, as
+ * finally configured (an operator's OF_RDKAFKA_* included). */
+static void log_membership(rd_kafka_conf_t *conf, const char *group)
+{
+    char strategy[128] = "", instance[256] = "", session[32] = "";
+    size_t n = sizeof strategy;
+    (void)rd_kafka_conf_get(conf, "partition.assignment.strategy", strategy, &n);
+    n = sizeof instance;
+    if (rd_kafka_conf_get(conf, "group.instance.id", instance, &n) !=
+        RD_KAFKA_CONF_OK)
+        instance[0] = '\0';
+    n = sizeof session;
+    (void)rd_kafka_conf_get(conf, "session.timeout.ms", session, &n);
+    of_log(OF_LOG_INFO,
+           OF_KV("group", group, "assignor", strategy, "membership",
+                 instance[0] ? "static" : "dynamic", "instance_id",
+                 instance[0] ? instance : NULL, "session_timeout_ms", session),
+           "kafka consumer joining its group");
+}
+
+static bool instance_char_ok(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+}
+
+#define OF_KAFKA_INSTANCE_ID_MAX 249
+
+of_status of_kafka_instance_id(const char *setting, const char *service,
+                               const char *host, long long port, char *out,
+                               size_t outlen, char *err, size_t errlen)
+{
+    if (!out || outlen == 0) {
+        of_seterr(err, errlen, "OF_KAFKA_INSTANCE_ID: no room for the id");
+        return OF_EFATAL;
+    }
+    out[0] = '\0';
+    if (setting && (strcmp(setting, "none") == 0 || *setting == '\0'))
+        return OF_OK;
+    if (setting && strcmp(setting, "auto") != 0) {
+        size_t len = strlen(setting);
+        bool ok = len <= OF_KAFKA_INSTANCE_ID_MAX &&
+                  strcmp(setting, ".") != 0 && strcmp(setting, "..") != 0;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = instance_char_ok(setting[i]);
+        if (!ok || len >= outlen) {
+            of_seterr(err, errlen,
+                      "OF_KAFKA_INSTANCE_ID: must be auto, none, or 1-%d "
+                      "characters of A-Z a-z 0-9 . _ -, got '%s'",
+                      OF_KAFKA_INSTANCE_ID_MAX, setting);
+            return OF_EFATAL;
+        }
+        memcpy(out, setting, len + 1);
+        return OF_OK;
+    }
+    char hbuf[256];
+    if (!host) {
+        if (gethostname(hbuf, sizeof hbuf) != 0)
+            snprintf(hbuf, sizeof hbuf, "localhost");
+        hbuf[sizeof hbuf - 1] = '\0';
+        host = hbuf;
+    }
+    /* "<service>-<host>" (cut if needed: a host name too long keeps its
+     * start) then "-<port>", at most OF_KAFKA_INSTANCE_ID_MAX in all. */
+    char id[OF_KAFKA_INSTANCE_ID_MAX + 1], tail[32];
+    int tn = snprintf(tail, sizeof tail, "-%lld", port);
+    const char *parts[] = {service ? service : "consumer", "-",
+                           *host ? host : "localhost"};
+    size_t room = OF_KAFKA_INSTANCE_ID_MAX - (size_t)(tn > 0 ? tn : 0), used = 0;
+    for (size_t i = 0; i < 3 && used < room; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > room - used)
+            len = room - used;
+        memcpy(id + used, parts[i], len);
+        used += len;
+    }
+    memcpy(id + used, tail, (size_t)(tn > 0 ? tn : 0) + 1);
+    for (char *p = id; *p; p++)
+        if (!instance_char_ok(*p))
+            *p = '-';
+    if (strlen(id) >= outlen) {
+        of_seterr(err, errlen, "OF_KAFKA_INSTANCE_ID: the id '%s' is too long",
+                  id);
+        return OF_EFATAL;
+    }
+    memcpy(out, id, strlen(id) + 1);
+    return OF_OK;
+}
+
 of_kafka_consumer *of_kafka_consumer_new(const of_kafka_consumer_opts *o,
                                          char *err, size_t errlen)
 {
@@ -963,16 +1076,28 @@ of_kafka_consumer *of_kafka_consumer_new(const of_kafka_consumer_opts *o,
         conf_set(conf, "enable.auto.commit", "true", err, errlen) &&
         conf_set(conf, "auto.commit.interval.ms", "1000", err, errlen) &&
         conf_set(conf, "auto.offset.reset", "earliest", err, errlen) &&
-        /* Eager "range": the well-trodden path in librdkafka 2.0.2; the
-         * rebalance callback handles COOPERATIVE too if an operator sets
-         * OF_RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY=cooperative-sticky. */
-        conf_set(conf, "partition.assignment.strategy", "range", err,
-                 errlen) &&
+        /* Incremental rebalances: only the partitions that change owner
+         * stop, and only while they move (measured: docs/RELIABILITY.md;
+         * OF_RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY=range for the eager
+         * protocol; the rebalance callback handles both). */
+        conf_set(conf, "partition.assignment.strategy", "cooperative-sticky",
+                 err, errlen) &&
+        conf_set(conf, "statistics.interval.ms", "1000", err, errlen);
+    if (ok && o->instance_id && *o->instance_id) {
+        /* Static membership: a replica restarted within the session gets
+         * its partitions back at once, without a rebalance, and leaves no
+         * group on SIGTERM (KIP-345). */
+        snprintf(c->instance, sizeof c->instance, "%s", o->instance_id);
+        snprintf(num, sizeof num, "%d", OF_KAFKA_STATIC_SESSION_MS);
+        ok = conf_set(conf, "group.instance.id", o->instance_id, err,
+                      errlen) &&
+             conf_set(conf, "session.timeout.ms", num, err, errlen);
+    } else if (ok) {
         /* A 10 s session (librdkafka's default is 45 s): a crashed
          * instance's partitions move to a live one within seconds rather
          * than most of a minute. Heartbeats stay at 3 s. */
-        conf_set(conf, "session.timeout.ms", "10000", err, errlen) &&
-        conf_set(conf, "statistics.interval.ms", "1000", err, errlen);
+        ok = conf_set(conf, "session.timeout.ms", "10000", err, errlen);
+    }
     /* Once the prefetch queue reaches queued.min.messages or
      * queued.max.messages.kbytes, librdkafka waits this long before it
      * fetches that partition again: 1 s by default, and a fixed 1 s before
@@ -1000,6 +1125,7 @@ of_kafka_consumer *of_kafka_consumer_new(const of_kafka_consumer_opts *o,
         free(c);
         return NULL;
     }
+    log_membership(conf, o->group_id);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
     rd_kafka_conf_set_stats_cb(conf, consumer_stats_cb);
@@ -1051,6 +1177,11 @@ rd_kafka_message_t *of_kafka_consumer_poll(of_kafka_consumer *c,
     if (!m)
         return NULL;
     if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+            consumer_set_fatal(c);
+            rd_kafka_message_destroy(m);
+            return NULL;
+        }
         of_status st = of_kafka_classify(m->err);
         of_log_level lvl =
             m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? OF_LOG_DEBUG
@@ -1109,6 +1240,14 @@ bool of_kafka_consumer_ready(of_kafka_consumer *c)
     long long at = atomic_load(&c->stats_at_ms);
     return at > 0 && of_mono_ms() - at <= OF_KAFKA_STATS_STALE_MS &&
            atomic_load(&c->brokers_up) > 0;
+}
+
+bool of_kafka_consumer_failed(of_kafka_consumer *c, char *why, size_t whylen)
+{
+    if (!c || !atomic_load(&c->fatal))
+        return false;
+    of_seterr(why, whylen, "%s", c->fatal_why);
+    return true;
 }
 
 int64_t of_kafka_consumer_lag(of_kafka_consumer *c)

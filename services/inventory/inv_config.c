@@ -5,10 +5,13 @@
 
 #include <string.h>
 
+#include "of_kafka.h"
+
 size_t inv_config_table(inv_config *c, of_cfg_entry *out)
 {
     const of_cfg_entry table[] = {
         OF_COMMON_CFG_ENTRIES(&c->common, "8081"),
+        OF_KAFKA_INSTANCE_CFG_ENTRY(&c->common),
         {"OF_PG_DSN", OF_CFG_DSN, &c->pg_dsn, NULL, 0, 0,
          OF_CFG_REQUIRED | OF_CFG_SECRET,
          "PostgreSQL connection string (libpq keywords or URI)"},
@@ -43,7 +46,11 @@ of_status inv_config_load(inv_config *c, char *err, size_t errlen)
 {
     of_cfg_entry table[INV_CFG_MAX_ENTRIES];
     size_t n = inv_config_table(c, table);
-    return of_config_load(table, n, err, errlen);
+    if (of_config_load(table, n, err, errlen) != OF_OK)
+        return OF_EFATAL;
+    return of_kafka_instance_id(c->common.kafka_instance_id, "inventory", NULL,
+                                c->common.http_port, c->group_instance,
+                                sizeof c->group_instance, err, errlen);
 }
 
 void inv_config_free(inv_config *c)

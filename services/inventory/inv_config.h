@@ -5,7 +5,7 @@
  * OF_LOG_LEVEL, OF_ADMIN_TOKEN, OF_TOPIC_PARTITIONS) plus inventory's
  * documented extensions (OF_TOPIC_PREFIX, OF_MIGRATIONS_DIR,
  * OF_INV_BATCH_MAX, OF_INV_BATCH_MS, OF_INV_WORKERS, OF_INV_RELAY_BATCH,
- * OF_INV_HTTP_THREADS, OF_INV_DELIVERY_TIMEOUT).
+ * OF_INV_HTTP_THREADS, OF_INV_DELIVERY_TIMEOUT, OF_KAFKA_INSTANCE_ID).
  */
 #ifndef INV_CONFIG_H
 #define INV_CONFIG_H
@@ -26,6 +26,9 @@ typedef struct inv_config {
     long long http_threads;  /* OF_INV_HTTP_THREADS, default 2 */
     long long workers;       /* OF_INV_WORKERS, default 3 */
     int64_t delivery_timeout_ms; /* OF_INV_DELIVERY_TIMEOUT, default 5m */
+    /* Derived by inv_config_load(): the consumer's group.instance.id
+     * from OF_KAFKA_INSTANCE_ID ("" = dynamic membership). */
+    char group_instance[256];
 } inv_config;
 
 #define INV_CFG_MAX_ENTRIES 24

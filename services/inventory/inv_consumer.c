@@ -655,6 +655,7 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
         .on_rebalance = on_rebalance,
         .rebalance_ud = c,
         .max_poll_interval_ms = 0,
+        .instance_id = o->cfg->group_instance,
         .conf_defaults = consumer_defaults,
     };
     c->kc = of_kafka_consumer_new(&co, err, errlen);
@@ -679,6 +680,7 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
            OF_KV("topic", o->topics->payments, "group", o->topics->group, "workers", nw),
            "consuming");
 
+    of_status st = OF_OK;
     while (!of_shutdown_requested()) {
         wait_for_room(c);
         /* Wait for a record, then take what is already fetched (up to a
@@ -687,6 +689,12 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
         for (int k = 0; m != NULL; k++) {
             route(c, m); /* m: owned by its worker's queue now */
             m = k < 500 ? of_kafka_consumer_poll(c->kc, 0) : NULL;
+        }
+        /* Fenced by another process with our instance id, or another
+         * fatal error of the consumer: stop (exit 1) with its reason. */
+        if (of_kafka_consumer_failed(c->kc, err, errlen)) {
+            st = OF_EFATAL;
+            break;
         }
         flow_control(c);
     }
@@ -701,7 +709,9 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
     pthread_cond_destroy(&c->room_cv);
     pthread_cond_destroy(&c->seal_cv);
     free(c);
-    return OF_OK; /* a worker's fatal error went through inv_app_fatal */
+    /* OF_EFATAL: the consumer's own (err says why); a worker's fatal
+     * error went through inv_app_fatal. */
+    return st;
 fail:
     free_workers(c);
     pthread_mutex_destroy(&c->mu);

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NTF_NENTRIES 40
+#include "of_kafka.h"
+
+#define NTF_NENTRIES 41
 
 static of_cfg_entry ntf_table[NTF_NENTRIES];
 static size_t ntf_table_n;
@@ -18,6 +20,7 @@ void ntf_config_table(ntf_config *c, const of_cfg_entry **table, size_t *n)
 {
     const of_cfg_entry t[] = {
         OF_COMMON_CFG_ENTRIES(&c->common, "8082"),
+        OF_KAFKA_INSTANCE_CFG_ENTRY(&c->common),
         {"OF_PG_DSN", OF_CFG_DSN, &c->pg_dsn, "dbname=orderflow", 0, 0,
          OF_CFG_REQUIRED | OF_CFG_SECRET,
          "PostgreSQL connection string (libpq settings go here)"},
@@ -104,6 +107,11 @@ of_status ntf_config_load(ntf_config *c, char *err, size_t errlen)
     size_t n;
     ntf_config_table(c, &t, &n);
     if (of_config_load(t, n, err, errlen) != OF_OK)
+        return OF_EFATAL;
+    if (of_kafka_instance_id(c->common.kafka_instance_id, "notify", NULL,
+                             c->common.http_port, c->group_instance,
+                             sizeof c->group_instance, err,
+                             errlen) != OF_OK)
         return OF_EFATAL;
     if (of_config_parse_durations(c->retry_delays_text, c->delays_ms,
                                   NTF_MAX_TIERS, &c->ntiers, err,

@@ -47,6 +47,9 @@ typedef struct ntf_config {
     size_t ntiers;
     double cb_ratio;
     ntf_allow allow;         /* OF_NOTIFY_WEBHOOK_ALLOW parsed */
+    char group_instance[256]; /* OF_KAFKA_INSTANCE_ID resolved: the
+                                 consumer's group.instance.id ("" =
+                                 dynamic membership) */
 } ntf_config;
 
 /* Fills table and n with the table of notify, targets pointing into c. The table

@@ -94,6 +94,17 @@ of_status ntf_engine_run(ntf_engine *e)
             (ntf_work_in_process(e) == 0 || of_mono_ms() >= drain_deadline))
             break;
 
+        /* Fenced by another process with our instance id, or another
+         * fatal error of the consumer: finish what is in process (its
+         * offsets can no longer be committed; the group's new member
+         * redoes those records) and stop with exit 1. */
+        char why[768];
+        if (!e->draining && of_kafka_consumer_failed(e->cons, why, sizeof why)) {
+            of_log(OF_LOG_FATAL, NULL, "stopping: %s", why);
+            atomic_store(&e->fatal, true);
+            of_shutdown_request();
+            continue;
+        }
         ntf_drain_dr(e);
         /* Backpressure with hysteresis. */
         long pend = atomic_load(&e->pending_records);
@@ -369,6 +380,7 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
         .topics = topics,
         .on_rebalance = ntf_on_rebalance,
         .rebalance_ud = e,
+        .instance_id = cfg->group_instance,
         .conf_defaults = ntf_consumer_defaults,
     };
     e->cons = of_kafka_consumer_new(&co, err, errlen);

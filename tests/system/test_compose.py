@@ -39,6 +39,8 @@ EXTENSION_VARS = {
     "OF_TOPIC_REPLICATION",
     # make up's cluster and replica switches (CONTRACT.md section 10), named in comments
     "OF_KAFKA_NODES", "OF_GW_REPLICAS", "OF_INVENTORY_REPLICAS", "OF_NOTIFY_REPLICAS",
+    # the consumers' group.instance.id (README, configuration)
+    "OF_KAFKA_INSTANCE_ID",
 }
 # deploy/packages.txt entries the container image does not need: they run the
 # local stack (make up), the tests and the benchmarks on the host.

@@ -81,8 +81,11 @@ def test_allocation_failures_lose_no_delivery(kafka, ns, sink, services, db):
                 return 503
         return 200
     sink.set_default(flaky)
+    # Every round is a restart of one replica: the same instance id (static
+    # membership), so each new process takes over its predecessor's
+    # partitions at once instead of waiting out a departed member.
     env = {"OF_LOG_LEVEL": "info", "OF_NOTIFY_RETRY_DELAYS": "1s,1s",
-           "OF_RDKAFKA_SESSION_TIMEOUT_MS": "6000"}
+           "OF_RDKAFKA_SESSION_TIMEOUT_MS": "6000", "OF_KAFKA_INSTANCE_ID": "notify-failalloc"}
     want: set[str] = set()
     rounds = []
     for i, nth in enumerate((300, 1500, 4000, 9000, 20000, 45000)):

@@ -621,6 +621,112 @@ static void test_consumer_conf_defaults(void **state)
     assert_non_null(strstr(err, "queued.min.messages=lots"));
 }
 
+/* Group membership: cooperative-sticky always; a dynamic member has a
+ * 10 s session, a static one its group.instance.id and a 30 s session;
+ * an operator's OF_RDKAFKA_* still wins. */
+static void test_consumer_membership(void **state)
+{
+    (void)state;
+    char buf[64], err[512] = "";
+    const char *topics[] = {"t.mb", NULL};
+    of_kafka_consumer_opts o = {.brokers = brokers, .group_id = "g.mb",
+                                .topics = topics};
+    of_kafka_consumer *c = of_kafka_consumer_new(&o, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(consumer_conf(c, "partition.assignment.strategy", buf,
+                                      sizeof buf),
+                        "cooperative-sticky");
+    assert_string_equal(consumer_conf(c, "session.timeout.ms", buf, sizeof buf),
+                        "10000");
+    const char *gi = consumer_conf(c, "group.instance.id", buf, sizeof buf);
+    assert_true(gi == NULL || *gi == '\0');
+    assert_false(of_kafka_consumer_failed(c, buf, sizeof buf));
+    of_kafka_consumer_destroy(c);
+
+    o.instance_id = "inventory-host-8081";
+    c = of_kafka_consumer_new(&o, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(consumer_conf(c, "group.instance.id", buf, sizeof buf),
+                        "inventory-host-8081");
+    assert_string_equal(consumer_conf(c, "session.timeout.ms", buf, sizeof buf),
+                        "30000");
+    of_kafka_consumer_destroy(c);
+
+    setenv("OF_RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY", "range", 1);
+    setenv("OF_RDKAFKA_SESSION_TIMEOUT_MS", "45000", 1);
+    c = of_kafka_consumer_new(&o, err, sizeof err);
+    unsetenv("OF_RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY");
+    unsetenv("OF_RDKAFKA_SESSION_TIMEOUT_MS");
+    assert_non_null(c);
+    assert_string_equal(consumer_conf(c, "partition.assignment.strategy", buf,
+                                      sizeof buf),
+                        "range");
+    assert_string_equal(consumer_conf(c, "session.timeout.ms", buf, sizeof buf),
+                        "45000");
+    of_kafka_consumer_destroy(c);
+}
+
+static void test_instance_id(void **state)
+{
+    (void)state;
+    char id[256], err[256] = "";
+    assert_int_equal(of_kafka_instance_id("auto", "inventory", "web-1", 8081, id,
+                                          sizeof id, err, sizeof err),
+                     OF_OK);
+    assert_string_equal(id, "inventory-web-1-8081");
+    assert_int_equal(of_kafka_instance_id(NULL, "notify", "a1b2c3", 8182, id,
+                                          sizeof id, err, sizeof err),
+                     OF_OK);
+    assert_string_equal(id, "notify-a1b2c3-8182");
+    /* characters Kafka refuses in an id become '-' */
+    assert_int_equal(of_kafka_instance_id("auto", "notify", "h\xc3\xa9te:x/y", 1, id,
+                                          sizeof id, err, sizeof err),
+                     OF_OK);
+    assert_string_equal(id, "notify-h--te-x-y-1");
+    /* the host's own name when none is given: some id, ending in the port */
+    assert_int_equal(of_kafka_instance_id("auto", "inventory", NULL, 8181, id,
+                                          sizeof id, err, sizeof err),
+                     OF_OK);
+    assert_true(strlen(id) > strlen("inventory--8181"));
+    assert_string_equal(id + strlen(id) - 5, "-8181");
+    /* a host name too long keeps its start, and the port */
+    char host[400];
+    memset(host, 'h', sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    assert_int_equal(of_kafka_instance_id("auto", "inventory", host, 8081, id,
+                                          sizeof id, err, sizeof err),
+                     OF_OK);
+    assert_int_equal(strlen(id), 249);
+    assert_string_equal(id + 244, "-8081");
+
+    assert_int_equal(of_kafka_instance_id("none", "inventory", "h", 1, id,
+                                          sizeof id, err, sizeof err),
+                     OF_OK);
+    assert_string_equal(id, "");
+    assert_int_equal(of_kafka_instance_id("", "inventory", "h", 1, id, sizeof id,
+                                          err, sizeof err),
+                     OF_OK);
+    assert_string_equal(id, "");
+    assert_int_equal(of_kafka_instance_id("inv-a.2_x", "inventory", "h", 1, id,
+                                          sizeof id, err, sizeof err),
+                     OF_OK);
+    assert_string_equal(id, "inv-a.2_x");
+
+    const char *bad[] = {"two words", "a/b", "..", "caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(of_kafka_instance_id(bad[i], "inventory", "h", 1, id,
+                                              sizeof id, err, sizeof err),
+                         OF_EFATAL);
+        assert_non_null(strstr(err, "OF_KAFKA_INSTANCE_ID"));
+    }
+    memset(host, 'x', 250);
+    host[250] = '\0';
+    assert_int_equal(of_kafka_instance_id(host, "inventory", "h", 1, id, sizeof id,
+                                          err, sizeof err),
+                     OF_EFATAL);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -753,6 +859,8 @@ int main(void)
         cmocka_unit_test_teardown(test_consumer_lag_before_first_commit, broker_up),
         cmocka_unit_test_teardown(test_consumer_fetch_queue_backoff, broker_up),
         cmocka_unit_test_teardown(test_consumer_conf_defaults, broker_up),
+        cmocka_unit_test_teardown(test_consumer_membership, broker_up),
+        cmocka_unit_test_teardown(test_instance_id, broker_up),
         cmocka_unit_test_teardown(test_bad_config, broker_up),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -12,7 +12,8 @@
  * before the partitions are given up (rebalance-safe). Group membership
  * (docs/ARCHITECTURE.md, "Replicas and rebalances"): the cooperative-sticky
  * assignor (a rebalance moves only the partitions that change owner; the
- * others are consumed throughout) and, given an instance id, static
+ * others are consumed throughout; a service may set another through
+ * conf_defaults, as notify does) and, given an instance id, static
  * membership (group.instance.id) with a 30 s session: a replica restarted
  * within it gets its partitions back without any rebalance. Without one,
  * a dynamic member with a 10 s session (not librdkafka's 45 s), so a

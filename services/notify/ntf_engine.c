@@ -209,8 +209,16 @@ static const double ntf_batch_buckets[] = {1, 2, 5, 10, 25, 50, 100, 250,
  * (bounded by OF_NOTIFY_MAX_PENDING) while librdkafka's defaults prefetch
  * up to 100000 records or 64 MiB. Fetches wait up to 10 ms for 100 kB on
  * the broker: fewer, fuller fetch requests (see OF_KAFKA_BATCHED_FETCH).
+ * The range assignor, not of_kafka's cooperative-sticky: notify reads the
+ * two outcome topics and every retry tier, and cooperative-sticky balances
+ * the count of partitions over all of them: with two replicas it left
+ * every outcome partition on one and gave the other the idle retry tiers
+ * (test_notify_replicas_share_every_outcome_topic). range splits each
+ * topic. Its rebalances are eager (every partition stops for one), but
+ * with static membership a restart causes none (docs/ARCHITECTURE.md).
  * An operator's OF_RDKAFKA_* value wins. */
 static const char *const ntf_consumer_defaults[] = {
+    "partition.assignment.strategy", "range",
     "queued.min.messages", "2000",
     "queued.max.messages.kbytes", "2048",
     "fetch.max.bytes", "1048576",

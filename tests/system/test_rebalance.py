@@ -152,15 +152,42 @@ def test_inventory_replica_joining_stops_only_the_partitions_it_takes(kafka, ns,
 
 # --- notify ------------------------------------------------------------------------
 
+def test_notify_replicas_share_every_outcome_topic(kafka, ns, sink, services):
+    """Two notify replicas each consume part of order.fulfilled and of
+    order.compensation, whatever the retry tiers. (cooperative-sticky
+    balances the count of partitions over all topics: it gave the second
+    replica the 9 idle retry-tier partitions and left every outcome
+    partition on the first, so the second did no work.)"""
+    a = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    wait_until(lambda: len(current_partitions(a)) == 15, timeout=30, message="A holds all 15")
+    b = services.start("notify", env={"OF_NOTIFY_WEBHOOK_URL": ""})
+    wait_until(lambda: current_partitions(b) and not (current_partitions(a) & current_partitions(b))
+               and len(current_partitions(a) | current_partitions(b)) == 15, timeout=60,
+               message="A and B share the 15 partitions")
+    for topic in ("order.fulfilled", "order.compensation"):
+        for svc, who in ((a, "A"), (b, "B")):
+            assert any(p.startswith(ns.topic(topic) + "[") for p in current_partitions(svc)), \
+                f"{who} holds no partition of {topic}: {sorted(current_partitions(svc))}"
+    values = [outcome(order_id=f"ord_{i:03d}_{time.time_ns()}") for i in range(60)]
+    for v in values:
+        produce_outcome(kafka, ns, v)
+    wait_until(lambda: len(ok_ids(sink)) == 60, timeout=60, message="60 e-mails delivered")
+    for svc, who in ((a, "A"), (b, "B")):
+        assert ntf_metric(svc, "orderflow_notify_deliveries_total", channel="email",
+                          result="delivered") > 0, f"{who} delivered nothing"
+
+
 @pytest.mark.notify_retries(1)
 def test_notify_replica_joining_leaves_the_held_retries_of_kept_partitions(kafka, ns, sink,
                                                                            services):
-    """Retry records wait in notify A's memory (not due for 15 s) when B
-    joins: A gives up only the partitions B takes (their held records are
-    dropped and B consumes them again); the held records of the partitions
-    A keeps stay held and are delivered by A. Every notification is
-    delivered exactly once."""
+    """With the cooperative-sticky assignor (inventory's; notify's when an
+    operator chooses it): retry records wait in notify A's memory (not due
+    for 15 s) when B joins: A gives up only the partitions B takes (their
+    held records are dropped and B consumes them again); the held records
+    of the partitions A keeps stay held and are delivered by A. Every
+    notification is delivered exactly once."""
     env = {"OF_NOTIFY_RETRY_DELAYS": "15s", "OF_NOTIFY_WEBHOOK_URL": "",
+           "OF_RDKAFKA_PARTITION_ASSIGNMENT_STRATEGY": "cooperative-sticky",
            # the breaker stays closed: every first attempt reaches the sink
            "OF_NOTIFY_CB_WINDOW": "1000", "OF_NOTIFY_CB_MIN_REQUESTS": "1000"}
     a = services.start("notify", env=env)

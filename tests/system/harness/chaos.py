@@ -112,12 +112,14 @@ class Stack:
     @classmethod
     def create(cls, workdir: Path, kafka: KafkaBroker | None = None, pg: Postgres | None = None,
                db_name: str | None = None, pg_dsn_of: Callable[[str], str] | None = None,
-               own_kafka: bool = False, **kw: Any) -> "Stack":
+               own_kafka: bool = False, partitions: int = config.TOPIC_PARTITIONS,
+               **kw: Any) -> "Stack":
         """Start what is not given: a dedicated broker (data in workdir/kafka)
         and/or a dedicated PostgreSQL cluster, a fresh database, the topics
         under a new prefix, and a sink. A broker given with own_kafka=True
-        is not started yet: the stack starts it and closes it. pg_dsn_of(dsn)
-        may rewrite the services' DSN (e.g. through a proxy)."""
+        is not started yet: the stack starts it and closes it (a
+        KafkaCluster too). pg_dsn_of(dsn) may rewrite the services' DSN
+        (e.g. through a proxy). Topics get `partitions` partitions."""
         workdir = Path(workdir)
         own_kafka = kafka is None or own_kafka
         own_pg = pg is None
@@ -141,7 +143,7 @@ class Stack:
             if db_name is None:
                 db_name = pg.create_database()
             ns = Namespace(f"c{uuid.uuid4().hex[:8]}.", retry_tiers=3)
-            kafka.create_topics(ns.topics, partitions=config.TOPIC_PARTITIONS, timeout=60)
+            kafka.create_topics(ns.topics, partitions=partitions, timeout=60)
             sink = Sink().start()
             dsn = pg.dsn_for(db_name)
             return cls(workdir, kafka, pg, db_name, ns, sink,
@@ -303,6 +305,7 @@ class PaymentState:
     acked_at: float | None = None
     event_id: str | None = None
     rejected: int | None = None  # a final non-retryable status (4xx)
+    index: int = 0               # order of submission (spreads over gateways)
 
     @property
     def acked(self) -> bool:
@@ -313,10 +316,14 @@ class PaymentDriver:
     """Posts payments at a steady rate (first attempts in order, retries
     when due) from a pool of `workers` threads, each with a keep-alive
     session. 503 and connection failures are retried after Retry-After
-    (default 2 s, doubling up to 10 s) with the same body, re-signed."""
+    (default 2 s, doubling up to 10 s) with the same body, re-signed.
+    Several gateway URLs: payments spread over them, and each retry of a
+    payment goes to the next one (as through a load balancer)."""
 
-    def __init__(self, gw_url: str, workers: int = 64, timeout: float = 30):
-        self.gw_url = gw_url.rstrip("/")
+    def __init__(self, gw_url: str | list[str], workers: int = 64, timeout: float = 30):
+        urls = [gw_url] if isinstance(gw_url, str) else list(gw_url)
+        self.gw_urls = [u.rstrip("/") for u in urls]
+        self.gw_url = self.gw_urls[0]
         self.timeout = timeout
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pay")
         self.local = threading.local()
@@ -344,7 +351,8 @@ class PaymentDriver:
         event_id = None
         outcome: Any
         try:
-            r = self._session().post(self.gw_url + "/v1/payments", data=st.body,
+            url = self.gw_urls[(st.index + len(st.attempts)) % len(self.gw_urls)]
+            r = self._session().post(url + "/v1/payments", data=st.body,
                                      headers=signed_headers(st.body, config.WEBHOOK_SECRET),
                                      timeout=self.timeout)
             outcome = r.status_code
@@ -379,7 +387,8 @@ class PaymentDriver:
         pid = payload["payment_id"]
         with self.lock:
             if pid not in self.states:
-                self.states[pid] = PaymentState(payload, encode(payload), phase)
+                self.states[pid] = PaymentState(payload, encode(payload), phase,
+                                                index=len(self.order))
                 self.order.append(pid)
             self.inflight += 1
         self.pool.submit(self._attempt, pid)

@@ -155,6 +155,106 @@ static void test_accepted_body(void **state)
     free(b);
 }
 
+/* The value as cJSON_PrintUnformatted printed it before gw_event wrote
+ * it directly: the reference the direct writer must match byte for byte
+ * (so must the Go peer, ../shared/peers/go-gw). */
+static char *reference_value(const gw_payment *p, const char *event_id,
+                             const char *received_at)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event_id", event_id);
+    cJSON_AddStringToObject(o, "payment_id", p->payment_id);
+    cJSON_AddStringToObject(o, "order_id", p->order_id);
+    cJSON_AddNumberToObject(o, "amount_cents", (double)p->amount_cents);
+    cJSON_AddStringToObject(o, "currency", p->currency);
+    cJSON *items = cJSON_AddArrayToObject(o, "items");
+    for (size_t i = 0; i < p->nitems; i++) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddItemToArray(items, it);
+        cJSON_AddStringToObject(it, "sku", p->items[i].sku);
+        cJSON_AddNumberToObject(it, "qty", (double)p->items[i].qty);
+    }
+    cJSON *c = cJSON_AddObjectToObject(o, "customer");
+    const char *ck[] = {"id", "email", "phone", "webhook_url"};
+    const char *cv[] = {p->customer_id, p->email, p->phone, p->webhook_url};
+    for (size_t i = 0; i < 4; i++)
+        if (cv[i] != NULL)
+            cJSON_AddStringToObject(c, ck[i], cv[i]);
+    if (p->occurred_at != NULL)
+        cJSON_AddStringToObject(o, "occurred_at", p->occurred_at);
+    cJSON_AddStringToObject(o, "received_at", received_at);
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return txt;
+}
+
+static void test_value_matches_cjson(void **state)
+{
+    (void)state;
+    /* Every byte 1..255 in strings (escapes, DEL, UTF-8 bytes as they
+     * are), numbers around the int and 15-digit limits, optional members
+     * absent or present, 0 to 100 items. */
+    char all[256];
+    for (int i = 1; i < 256; i++)
+        all[i - 1] = (char)i;
+    all[255] = '\0';
+    static const long long amounts[] = {1, 9, 10, 4599, 2147483647LL, 2147483648LL,
+                                        999999999999LL, 1000000000000LL};
+    for (int round = 0; round < 64; round++) {
+        gw_payment p;
+        memset(&p, 0, sizeof p);
+        p.payment_id = round % 3 ? "pay_1" : "pay:A-b.c_9";
+        p.order_id = "ord_\"x\"";
+        p.amount_cents = amounts[round % 8];
+        p.currency = "EUR";
+        p.nitems = (size_t)(round * 7 % 101);
+        for (size_t i = 0; i < p.nitems; i++) {
+            p.items[i].sku = i % 2 ? "SKU-RED-MUG" : "A";
+            p.items[i].qty = (long long)(i * 997 % 10000) + 1;
+        }
+        p.customer_id = round % 4 == 0 ? all : "cus_\u00e9\xe2\x82\xac\\";
+        p.email = round % 5 ? "ana@example.com" : NULL;
+        p.phone = round % 6 ? "+4915112345678" : NULL;
+        p.webhook_url = round % 7 ? "https://m.example/h?a=1&b=\"2\"" : NULL;
+        p.occurred_at = round % 2 ? "2026-11-22T10:00:00+02:00" : NULL;
+        size_t len = 0;
+        char *mine = gw_event_value(&p, "5f0c6f1e-0000-5000-8000-000000000001",
+                                    "2026-11-22T10:00:01.000Z", &len);
+        char *ref = reference_value(&p, "5f0c6f1e-0000-5000-8000-000000000001",
+                                    "2026-11-22T10:00:01.000Z");
+        assert_non_null(mine);
+        assert_non_null(ref);
+        assert_string_equal(mine, ref);
+        assert_int_equal(len, strlen(ref));
+        free(mine);
+        free(ref);
+    }
+    /* No customer member at all: an empty object, as cJSON printed it. */
+    gw_payment p;
+    memset(&p, 0, sizeof p);
+    p.payment_id = "p";
+    p.order_id = "o";
+    p.amount_cents = 5;
+    p.currency = "USD";
+    char *mine = gw_event_value(&p, "e", "r", NULL);
+    char *ref = reference_value(&p, "e", "r");
+    assert_string_equal(mine, ref);
+    free(mine);
+    free(ref);
+    /* The 202 body likewise. */
+    char *b = gw_event_accepted_body("e\"1", all, "o\\", NULL);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event_id", "e\"1");
+    cJSON_AddStringToObject(o, "payment_id", all);
+    cJSON_AddStringToObject(o, "order_id", "o\\");
+    cJSON_AddStringToObject(o, "status", "accepted");
+    char *rb = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    assert_string_equal(b, rb);
+    free(b);
+    free(rb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_value_optional_absent),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_accepted_body),
+        cmocka_unit_test(test_value_matches_cjson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

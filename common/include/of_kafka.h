@@ -123,6 +123,12 @@ typedef struct of_kafka_consumer_opts {
      * an operator's value still wins, and never given to a producer (which
      * would log that it ignores consumer-only properties). */
     const char *const *conf_defaults;
+    /* How long of_kafka_consumer_destroy waits to commit and leave the
+     * group (0 = 5000 ms); past it the consumer is destroyed without
+     * leaving. A commit already waiting for an absent coordinator is let
+     * go by librdkafka session.timeout.ms after the close began, so a
+     * slow or absent Kafka holds a shutdown at most that long. */
+    int close_timeout_ms;
 } of_kafka_consumer_opts;
 
 /* conf_defaults entries for a pipeline stage's consumer: the broker holds
@@ -176,7 +182,10 @@ rd_kafka_message_t *of_kafka_consumer_poll(of_kafka_consumer *c,
 of_status of_kafka_consumer_store(of_kafka_consumer *c,
                                   const rd_kafka_message_t *msg) OF_MUST_CHECK;
 
-/* Commits stored offsets synchronously now. */
+/* Commits stored offsets now and waits for the result, at most the
+ * consumer's close_timeout_ms: OF_OK (or nothing to commit), else
+ * transient (e.g. the coordinator not answering in time; the commit may
+ * still complete later) or the error's class. */
 of_status of_kafka_consumer_commit(of_kafka_consumer *c) OF_MUST_CHECK;
 
 /* True when the consumer has an UP broker connection (from statistics). */
@@ -209,8 +218,13 @@ long long of_kafka_stats_partition_lag(const void *partition);
 
 rd_kafka_t *of_kafka_consumer_handle(of_kafka_consumer *c);
 
-/* Commits stored offsets, leaves the group (rd_kafka_consumer_close) and
- * destroys the consumer. NULL-safe. */
+/* Commits stored offsets, leaves the group (revoking the assignment
+ * through the rebalance callback) and destroys the consumer, in at most
+ * max(close_timeout_ms, session.timeout.ms). When Kafka is slow or away
+ * and leaving does not finish within close_timeout_ms, the consumer is
+ * destroyed without leaving (the group notices after session.timeout.ms)
+ * and offsets not committed yet are consumed again by the next owner:
+ * nothing is skipped. NULL-safe. */
 void of_kafka_consumer_destroy(of_kafka_consumer *c);
 
 /* --------------------------------------------------------------------- */

@@ -743,6 +743,8 @@ struct of_kafka_consumer {
     of_kafka_rebalance_fn on_rebalance;
     void *rebalance_ud;
     char fatal_why[768]; /* written once, before fatal is set */
+    int close_timeout_ms;
+    int64_t close_deadline_ms; /* of_mono_ms(); 0 while not closing */
     atomic_bool fatal;
     atomic_int brokers_up;
     atomic_llong stats_at_ms;
@@ -876,6 +878,33 @@ static void log_partitions(const char *what, const char *group,
            "kafka partitions %s", what);
 }
 
+/* Commits the stored offsets and waits for the result, at most timeout_ms
+ * (rd_kafka_commit() in its synchronous form waits for the group
+ * coordinator without a bound: 11 s and more with Kafka away). A commit
+ * still going when the time is up completes or fails on its own. */
+static rd_kafka_resp_err_t commit_within(rd_kafka_t *rk, int timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(rk, NULL, q, NULL, NULL);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms > 0 ? timeout_ms : 0);
+        e = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
+    return e;
+}
+
+/* How long a commit may wait now: the close's time left while closing,
+ * else close_timeout_ms. */
+static int commit_budget_ms(const of_kafka_consumer *c)
+{
+    if (c->close_deadline_ms == 0)
+        return c->close_timeout_ms;
+    int64_t left = c->close_deadline_ms - of_mono_ms();
+    return left > 0 ? (int)left : 0;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -917,7 +946,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Commit what was stored before giving the partitions up, so the
          * next owner starts right after the last decided record. */
         if (!rd_kafka_assignment_lost(rk)) {
-            rd_kafka_resp_err_t e = rd_kafka_commit(rk, NULL, 0);
+            rd_kafka_resp_err_t e = commit_within(rk, commit_budget_ms(c));
             if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 of_log(OF_LOG_WARN, OF_KV("group", c->group),
                        "kafka commit on revoke failed: %s",
@@ -1060,6 +1089,7 @@ of_kafka_consumer *of_kafka_consumer_new(const of_kafka_consumer_opts *o,
     }
     c->on_rebalance = o->on_rebalance;
     c->rebalance_ud = o->rebalance_ud;
+    c->close_timeout_ms = o->close_timeout_ms > 0 ? o->close_timeout_ms : 5000;
     atomic_store(&c->lag, -1);
     c->m_lag = of_metrics_gauge("orderflow_kafka_consumer_lag",
                                 "Records behind the partition end, per "
@@ -1224,7 +1254,7 @@ of_status of_kafka_consumer_commit(of_kafka_consumer *c)
 {
     if (!c)
         return OF_EPERMANENT;
-    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
+    rd_kafka_resp_err_t e = commit_within(c->rk, commit_budget_ms(c));
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return OF_OK;
     of_log(OF_LOG_WARN, OF_KV("group", c->group), "kafka commit failed: %s",
@@ -1264,15 +1294,42 @@ void of_kafka_consumer_destroy(of_kafka_consumer *c)
 {
     if (!c)
         return;
-    /* Best effort: a failure is logged by the commit itself, and the
-     * records after the last commit are consumed again by the next owner. */
-    of_status st = of_kafka_consumer_commit(c);
-    (void)st;
-    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
-    if (e)
+    int64_t deadline = of_mono_ms() + c->close_timeout_ms;
+    c->close_deadline_ms = deadline;
+    /* The close revokes the assignment: the rebalance callback commits the
+     * stored offsets then, within what is left of the deadline.
+     * rd_kafka_consumer_close() would block for as long as the coordinator
+     * does not answer (seen: 16-22 s with Kafka away); closing on a queue
+     * of our own and serving it keeps the deadline. */
+    rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+    rd_kafka_error_t *ce = rd_kafka_consumer_close_queue(c->rk, q);
+    if (ce) {
         of_log(OF_LOG_WARN, OF_KV("group", c->group),
-               "kafka consumer close: %s", rd_kafka_err2str(e));
-    rd_kafka_destroy(c->rk);
+               "kafka consumer close: %s", rd_kafka_error_string(ce));
+        rd_kafka_error_destroy(ce);
+    } else {
+        while (!rd_kafka_consumer_closed(c->rk) && of_mono_ms() < deadline) {
+            /* Events, not callbacks: the queue also gets ops that
+             * rd_kafka_queue_poll_callback() must not see (it asserts). */
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                rebalance_cb(c->rk, rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev), c);
+            rd_kafka_event_destroy(ev); /* NULL-safe */
+        }
+        if (!rd_kafka_consumer_closed(c->rk)) {
+            char ms[24];
+            snprintf(ms, sizeof ms, "%d", c->close_timeout_ms);
+            of_log(OF_LOG_WARN, OF_KV("group", c->group, "timeout_ms", ms),
+                   "kafka consumer did not leave its group in time (Kafka "
+                   "slow or away): records not committed are consumed "
+                   "again by the next owner");
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    /* librdkafka still lets commits waiting for a coordinator expire, at
+     * most session.timeout.ms after the close began. */
+    rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     free(c->group);
     free(c);
 }

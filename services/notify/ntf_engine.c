@@ -79,19 +79,18 @@ static size_t ntf_work_in_process(ntf_engine *e)
 
 of_status ntf_engine_run(ntf_engine *e)
 {
-    int64_t drain_deadline = 0;
     of_log(OF_LOG_INFO, NULL, "notify running: %zu retry tier(s)",
            e->cfg->ntiers);
     for (;;) {
         if (!e->draining && of_shutdown_requested()) {
             e->draining = true;
-            drain_deadline = of_mono_ms() + e->cfg->shutdown_ms;
+            e->drain_deadline_ms = of_mono_ms() + e->cfg->shutdown_ms;
             of_log(OF_LOG_INFO, NULL,
                    "shutting down: finishing %zu record(s) in process",
                    ntf_work_in_process(e));
         }
         if (e->draining &&
-            (ntf_work_in_process(e) == 0 || of_mono_ms() >= drain_deadline))
+            (ntf_work_in_process(e) == 0 || of_mono_ms() >= e->drain_deadline_ms))
             break;
 
         /* Fenced by another process with our instance id, or another
@@ -431,7 +430,13 @@ void ntf_engine_free(ntf_engine *e)
     ntf_worker_stop(&e->lk);
     ntf_worker_stop(&e->wr);
     if (e->prod) {
-        of_kafka_producer_destroy(e->prod, 5000);
+        /* The final flush gets what is left of OF_NOTIFY_SHUTDOWN_TIMEOUT
+         * (at least 500 ms for the retry records of the last decisions);
+         * a record not flushed is purged and its source record, whose
+         * offset was not stored, is consumed again. */
+        int64_t left = e->drain_deadline_ms ? e->drain_deadline_ms - of_mono_ms()
+                                            : 5000;
+        of_kafka_producer_destroy(e->prod, left > 500 ? (int)left : 500);
         e->prod = NULL;
     }
     ntf_sender_free(e->snd);

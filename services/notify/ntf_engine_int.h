@@ -223,6 +223,7 @@ struct ntf_engine {
     bool bp;          /* backpressure: too many records in process */
     int64_t bp_since; /* mono ms */
     bool draining;
+    int64_t drain_deadline_ms; /* of_mono_ms() at which shutdown gives up; 0 = not draining */
 
     of_metric *m_deliveries, *m_retries, *m_dlq, *m_breaker, *m_breaker_tr,
         *m_e2e, *m_http, *m_inflight, *m_redelivered, *m_store, *m_batch,

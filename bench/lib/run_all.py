@@ -31,7 +31,8 @@ def sizes(quick: bool) -> dict:
     if quick:
         return {"gw": ["--duration", "5", "--warmup", "2", "--rounds", "3"],
                 "inventory": ["--payments", "10000", "--pgbench-seconds", "5"],
-                "notify": ["--events", "5000", "--wrk-seconds", "3"]}
+                "notify": ["--events", "5000", "--wrk-seconds", "3", "--pairs", "1", "--fail-pairs", "1",
+                           "--warmup-events", "2000"]}
     return {"gw": ["--duration", "15", "--warmup", "3", "--rounds", "3"],
             "inventory": ["--payments", "100000", "--pgbench-seconds", "15"],
             "notify": ["--events", "50000", "--wrk-seconds", "10"]}
@@ -96,12 +97,21 @@ def bench_inventory(args: list[str]) -> dict:
 
 def bench_notify(args: list[str]) -> dict:
     rc, out = run_streaming([PY, str(ROOT / "bench/notify/bench.py"), "--bin-dir", str(BIN), *args],
-                            "notify", 600, env_no_of())
+                            "notify", 1200, env_no_of())
     r = {"exit": rc,
          "wrk_rps": grab(r"\(a\) wrk max rate against the sink: ([\d,.]+) req/s", out),
-         "clean_per_s": grab(r"\(b\) notify clean: .*? = ([\d,.]+)/s", out),
-         "fail10_per_s": grab(r"\(c\) notify fail10: .*? = ([\d,.]+)/s", out),
+         "clean_per_s": grab(r"\(b\) notify clean: ([\d,.]+)/s", out),
+         "fail10_per_s": grab(r"\(c\) notify fail10: ([\d,.]+)/s", out),
          "rss_mib": grab(r"notify peak RSS = ([\d.]+) MiB", out)}
+    # everything else (each run, the medians of both implementations, the
+    # C/Go ratios) from the summary line
+    line = next((l for l in out.splitlines() if l.startswith("summary-json: ")), None)
+    if line:
+        import json
+        try:
+            r["summary"] = json.loads(line.split(": ", 1)[1])
+        except ValueError:
+            pass
     if r["clean_per_s"] is None:
         r["error"] = f"exit {rc}; " + " / ".join(out.strip().splitlines()[-3:])[-300:]
     return r
@@ -181,6 +191,34 @@ def figures(res: dict) -> list[dict]:
                  "value": inv.get("reservations_per_s"), "baseline": inv.get("pgbench_tps"),
                  "unit": "/s", "baseline_label": "pgbench -N -c 8 tps", "ratio": r, "goal": ">= 2.0",
                  "met": None if r is None else r >= 2.0, "note": why(inv, "bench/inventory")})
+    sm = ntf.get("summary") or {}
+    cc, cg = sm.get("clean_c") or {}, sm.get("clean_go") or {}
+    peer_note = why(ntf, "bench/notify") or (
+        f"the Go peer was not run: {sm['peer_error']}" if sm.get("peer_error") else
+        f"medians of {cc.get('n')} C and {cg.get('n')} Go runs in interleaved pairs on the same "
+        f"broker, PostgreSQL and backlog; per-pair ratios "
+        + ", ".join(f"{x:.2f}" for x in sm.get("pair_ratio_rate", [])) if cg else None)
+    r = ratio(cc.get("rate"), cg.get("rate"))
+    figs.append({"figure": "notify deliveries/s vs its Go peer (3 channels/event, local sink)",
+                 "value": cc.get("rate"), "baseline": cg.get("rate"), "unit": "/s",
+                 "baseline_label": "go-notify, same run", "ratio": r, "goal": ">= 1.5",
+                 "met": None if r is None else r >= 1.5, "note": peer_note})
+    cu, gu = cc.get("us") or {}, cg.get("us") or {}
+    r = ratio(cu.get("machine"), gu.get("machine"))
+    figs.append({"figure": "notify machine CPU per delivery vs its Go peer",
+                 "value": cu.get("machine"), "baseline": gu.get("machine"), "unit": "us",
+                 "digits": 1, "baseline_label": "go-notify, same run", "ratio": r,
+                 "goal": "<= 0.6 (and <= 25 us)",
+                 "met": None if r is None else r <= 0.6 and cu["machine"] <= 25,
+                 "note": why(ntf, "bench/notify") or (
+                     "all cores busy from the first delivery to the last, per delivery; "
+                     "notify / go-notify process "
+                     f"{fmt_num(cu.get('process'), 1)} / {fmt_num(gu.get('process'), 1)} us, "
+                     f"PostgreSQL {fmt_num(cu.get('postgres'), 1)} / {fmt_num(gu.get('postgres'), 1)} us, "
+                     f"Kafka {fmt_num(cu.get('kafka'), 1)} / {fmt_num(gu.get('kafka'), 1)} us, "
+                     f"sink {fmt_num(cu.get('sink'), 1)} / {fmt_num(gu.get('sink'), 1)} us; "
+                     f"peak RSS {fmt_num(cc.get('hwm_mib'), 1)} / {fmt_num(cg.get('hwm_mib'), 1)} MiB"
+                     if cg else None)})
     r = ratio(ntf.get("clean_per_s"), ntf.get("wrk_rps"))
     figs.append({"figure": "notify deliveries/s (3 channels/event, local sink)",
                  "value": ntf.get("clean_per_s"), "baseline": ntf.get("wrk_rps"), "unit": "/s",

@@ -7,7 +7,13 @@ In one run, on this machine:
       3 channels each (email, sms, webhook) into the same sink, clean;
   (c) the same with the sink failing 10% of requests with 503 (transient):
       goodput = deliveries that ended 2xx per second until all are done.
-Prints rates, the ratios (b)/(a) and (c)/(b), and notify's RSS.
+(b) and (c) run for notify (C) and for its Go peer (go-notify, built with
+`go build` from ../shared/peers/go-notify or --peer-dir, into the work
+dir) on the same broker and PostgreSQL, in interleaved pairs (C Go, Go C,
+...), each on the same event backlog, fresh topics and database.
+Prints rates, CPU per delivery (machine, process, PostgreSQL, Kafka, sink)
+and peak RSS of both, the C/Go ratios (medians over the pairs), the
+ratios (b)/(a) and (c)/(b), and notify's RSS.
 
 Starts its own Kafka broker and PostgreSQL through the system-test harness
 (tests/system/harness) and stops them at the end.
@@ -15,7 +21,8 @@ Starts its own Kafka broker and PostgreSQL through the system-test harness
   .venv/bin/python bench/notify/bench.py [--events 50000] [--bin-dir DIR]
 
 --bin-dir (or OF_BIN_DIR) selects the notify binary; by default a Release
-build is made in build-bench/.
+build is made in build-bench/. --peer-dir (or OF_BENCH_GO_NOTIFY_DIR) the Go
+peer's source; --no-peer runs C only.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ CHANNELS = 3
 EXTRA_ENV: dict[str, str] = {}
 DSN_EXTRA = ""
 RETRY_DELAYS = "250ms,250ms,250ms"
+WRAP: list[str] = []  # --wrap: a command line prefix for notify (profilers)
 # notify's orderflow_notify_deliveries_in_process stages, in the timeline
 STAGES = ("check", "waiting", "queued", "sending", "producing", "recording")
 
@@ -119,26 +127,88 @@ def produce_event(p: Producer, topic: str, oid: str, v: dict) -> None:
     p.poll(0)
 
 
-def prefill(bootstrap: str, topic: str, n: int, webhook: str) -> float:
+def make_backlog(n: int) -> list[tuple[str, dict]]:
+    """n order.fulfilled events (key, value), 3 channels each; generated
+    once per benchmark so that every run drains the same backlog."""
+    out = []
+    for i in range(n):
+        oid = f"ord_bench_{i:07d}"
+        v = {"event_id": str(uuid.uuid4()), "order_id": oid, "payment_id": f"pay_{i:07d}",
+             "payment_event_id": str(uuid.uuid4()),
+             "items": [{"sku": "SKU-RED-MUG", "qty": 2, "stock_version": i + 1}],
+             "customer": {"id": f"cus_{i % 1000}", "email": f"c{i}@example.com",
+                          "phone": "+4915112345678", "webhook_url": ""},
+             "fulfilled_at": "2026-11-22T10:00:01Z",
+             "payment_received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        out.append((oid, v))
+    return out
+
+
+def prefill(bootstrap: str, topic: str, backlog: list[tuple[str, dict]], webhook: str) -> float:
+    """Produces the backlog, each event's customer webhook_url set to this
+    run's sink."""
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
                   "queue.buffering.max.messages": 200000, "compression.type": "lz4",
                   "enable.idempotence": True, "acks": "all"})
     t0 = time.monotonic()
-    for i in range(n):
-        oid = f"ord_bench_{i:07d}"
-        ev = str(uuid.uuid4())
-        v = {"event_id": ev, "order_id": oid, "payment_id": f"pay_{i:07d}",
-             "payment_event_id": str(uuid.uuid4()),
-             "items": [{"sku": "SKU-RED-MUG", "qty": 2, "stock_version": i + 1}],
-             "customer": {"id": f"cus_{i % 1000}", "email": f"c{i}@example.com",
-                          "phone": "+4915112345678", "webhook_url": webhook},
-             "fulfilled_at": "2026-11-22T10:00:01Z",
-             "payment_received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for oid, v in backlog:
+        v["customer"]["webhook_url"] = webhook
         produce_event(p, topic, oid, v)
     left = p.flush(60)
     if left:
         raise RuntimeError(f"prefill: {left} records not acknowledged")
     return time.monotonic() - t0
+
+
+def build_peer(peer_dir: Path, work: Path) -> Path:
+    """go build of the Go peer into the work dir (a temporary directory,
+    never the peer's read-only source or this repository); its modules come
+    from the Go module proxy."""
+    out = work / "go-notify"
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    env = dict(os.environ, GOFLAGS=(os.environ.get("GOFLAGS", "") + " -buildvcs=false").strip())
+    r = subprocess.run([go, "build", "-trimpath", "-o", str(out), "."], cwd=peer_dir, env=env,
+                       capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        raise RuntimeError(f"go build in {peer_dir} failed: {(r.stdout + r.stderr)[-500:]}")
+    return out
+
+
+def default_peer_dir() -> Path | None:
+    """$OF_BENCH_GO_NOTIFY_DIR, else shared/peers/go-notify beside this
+    checkout or beside the repository it was cloned from (bench/run in a
+    fresh clone of /work/main finds /work/shared/peers/go-notify)."""
+    roots = [REPO.parent]
+    origin = subprocess.run(["git", "-C", str(REPO), "remote", "get-url", "origin"],
+                            capture_output=True, text=True).stdout.strip().removeprefix("file://")
+    if origin.startswith("/"):
+        roots.append(Path(origin).resolve().parent)
+    for d in [os.environ.get("OF_BENCH_GO_NOTIFY_DIR")] + \
+             [str(r / "shared" / "peers" / "go-notify") for r in roots]:
+        if d and (Path(d) / "go.mod").is_file():
+            return Path(d)
+    return None
+
+
+def apply_migrations(pg: Postgres, db: str) -> None:
+    """The Go peer applies no migrations: deploy/sql/*.sql, in order, as
+    the C services do at start."""
+    import psycopg
+    with psycopg.connect(pg.dsn_for(db), autocommit=True) as c:
+        for f in sorted((REPO / "deploy" / "sql").glob("*.sql")):
+            c.execute(f.read_text())
+
+
+def dlq_count(bootstrap: str, topic: str) -> int:
+    """Records in the DLQ topic (sum of its partitions' high watermarks):
+    works for both implementations (the Go peer has no /metrics)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-dlq-count"})
+    try:
+        return sum(c.get_watermark_offsets(TopicPartition(topic, i), timeout=5)[1]
+                   for i in range(PARTITIONS))
+    finally:
+        c.close()
 
 
 def notify_gauges(port: int) -> dict[str, float]:
@@ -194,25 +264,30 @@ def notify_env(kafka: KafkaBroker, pg: Postgres, db: str, port: int, prefix: str
     return env
 
 
-def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, fail_pct: int,
-               events: int, work: Path, label: str) -> dict:
+def run_notify(impl: str, binary: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path,
+               fail_pct: int, backlog: list[tuple[str, dict]], work: Path, label: str) -> dict:
+    """One drain of the backlog by impl ("c": notify, "go": the Go peer)
+    into a fresh sink failing fail_pct % of requests."""
     prefix = f"b{uuid.uuid4().hex[:8]}."
     tiers = 3
+    events = len(backlog)
     topics = [f"{prefix}{t}" for t in ("order.fulfilled", "order.compensation", "notify.dlq")] + \
              [f"{prefix}notify.retry.{i}" for i in range(1, tiers + 1)]
     kafka.create_topics(topics, partitions=PARTITIONS)
     db = pg.create_database()
+    if impl == "go":
+        apply_migrations(pg, db)
     sink = Sink(sink_bin, fail_pct)
     want = events * CHANNELS
 
     def cpu_split() -> dict[str, float]:
         """CPU seconds so far of each process the drain keeps busy."""
-        return {"notify": cpu_seconds(proc.pid), "kafka": tree_cpu_seconds(kafka.pid),
+        return {"notify": cpu_seconds(svc_pid()), "kafka": tree_cpu_seconds(kafka.pid),
                 "postgres": tree_cpu_seconds(pg.postmaster_pid),
                 "sink": cpu_seconds(sink.proc.pid)}
 
     try:
-        t_fill = prefill(kafka.bootstrap, f"{prefix}order.fulfilled", events, f"{sink.url}/webhook")
+        t_fill = prefill(kafka.bootstrap, f"{prefix}order.fulfilled", backlog, f"{sink.url}/webhook")
         port = free_port()
         env = notify_env(kafka, pg, db, port, prefix, {
             "OF_NOTIFY_EMAIL_URL": f"{sink.url}/email", "OF_NOTIFY_SMS_URL": f"{sink.url}/sms",
@@ -220,72 +295,117 @@ def run_notify(notify: Path, kafka: KafkaBroker, pg: Postgres, sink_bin: Path, f
             "OF_NOTIFY_RETRY_DELAYS": RETRY_DELAYS,
             # the events' customer.webhook_url is the loopback sink
             "OF_NOTIFY_WEBHOOK_ALLOW": "127.0.0.1/32",
+            # Every customer's webhook here is the one sink: with the
+            # per-destination defaults (8 in flight, 64 queued) a third of
+            # the deliveries were deferred to notify.retry.1 as "destination
+            # busy" in a clean run (32,137 of 60,000). The Go peer has only
+            # the per-channel limit (32), so both get the same concurrency.
+            "OF_NOTIFY_DEST_MAX_INFLIGHT": "32",
+            "OF_NOTIFY_DEST_MAX_QUEUED": "100000",
         })
         log = open(work / f"notify-{label}.log", "w")
         t_start = time.monotonic()
-        proc = subprocess.Popen([str(notify)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        wrap = WRAP if impl in ("c", "b") and label != "warmup" else []
+        cg_out = next((w.split("=", 1)[1] for w in wrap
+                       if w.startswith("--callgrind-out-file=")), None)
+        proc = subprocess.Popen(wrap + [str(binary)], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def svc_pid() -> int:
+            """The service's pid: the wrapper's child when wrapped (perf,
+            strace), else the process started."""
+            if wrap:
+                try:
+                    kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                    if kids:
+                        return int(kids[0])
+                except OSError:
+                    pass
+            return proc.pid
+
         first = None
         rss_max = 0
         rss_start = 0
         deadline = time.monotonic() + 900
         ok = 0
         dead = 0
+        dead_at = 0.0
         timeline = []  # (s since start, 2xx at the sink, sink requests, dead-lettered)
         while time.monotonic() < deadline:
             st = sink.stats() or {}
             ok = st.get("ok", 0)
-            g = notify_gauges(port)
-            dead = int(g.get("dlq", dead))
+            g = notify_gauges(port) if impl != "go" else {}
             now = time.monotonic()
+            if fail_pct and (now - dead_at >= 1.0 or ok + dead >= want - 100):
+                dead = dlq_count(kafka.bootstrap, f"{prefix}notify.dlq")
+                dead_at = now
             timeline.append((round(now - t_start, 2), ok, st.get("requests", 0), dead,
                              int(g.get("pending", 0)), int(g.get("inflight", 0)),
                              int(g.get("held", 0)))
-                            + tuple(int(g.get("st_" + x, 0)) for x in STAGES))
+                            + tuple(int(g.get("st_" + x, 0)) for x in STAGES)
+                            + (round(cpu_seconds(svc_pid()), 2),
+                               round(tree_cpu_seconds(kafka.pid), 2),
+                               round(tree_cpu_seconds(pg.postmaster_pid), 2)))
             if first is None and ok > 0:
                 first = now
                 busy0 = machine_busy_seconds()
                 cpu0 = cpu_split()
                 first_ok = ok
-                rss_start = proc_status(proc.pid).get("VmRSS", 0)
-            rss_max = max(rss_max, proc_status(proc.pid).get("VmRSS", 0))
+                rss_start = proc_status(svc_pid()).get("VmRSS", 0)
+                if cg_out:
+                    subprocess.run(["callgrind_control", "-z", str(svc_pid())],
+                                   capture_output=True, timeout=60)
+            rss_max = max(rss_max, proc_status(svc_pid()).get("VmRSS", 0))
             if ok + dead >= want:
                 break
             if proc.poll() is not None:
-                raise RuntimeError(f"notify exited with {proc.returncode}; see {log.name}")
+                raise RuntimeError(f"{label} exited with {proc.returncode}; see {log.name}")
             time.sleep(0.2)
         t_end = time.monotonic()
+        ir = None
+        if cg_out:
+            # instructions from the first delivery to the last
+            subprocess.run(["callgrind_control", "-d", str(svc_pid())], capture_output=True,
+                           timeout=120)
+            dumps = sorted(Path(cg_out).parent.glob(Path(cg_out.replace("%p", str(svc_pid()))).name
+                                                    + "*"), key=lambda f: f.stat().st_mtime)
+            for line in (dumps[-1].read_text().splitlines() if dumps else []):
+                if line.startswith(("summary:", "totals:")):
+                    ir = int(line.split()[1])
         busy = machine_busy_seconds() - busy0
         cpu1 = cpu_split()
         cpu = cpu1["notify"]
-        hwm = proc_status(proc.pid).get("VmHWM", 0)
+        hwm = proc_status(svc_pid()).get("VmHWM", 0)
         st = sink.stats() or {}
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                (work / f"metrics-{label}.txt").write_bytes(r.read())
-        except OSError:
-            pass
         opens = 0
-        try:
-            text = (work / f"metrics-{label}.txt").read_text()
-            opens = int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                            if line.startswith("orderflow_notify_breaker_transitions_total{")
-                            and 'to="open"' in line))
-        except (OSError, ValueError):
-            pass
+        if impl != "go":
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    (work / f"metrics-{label}.txt").write_bytes(r.read())
+            except OSError:
+                pass
+            try:
+                text = (work / f"metrics-{label}.txt").read_text()
+                opens = int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                                if line.startswith("orderflow_notify_breaker_transitions_total{")
+                                and 'to="open"' in line))
+            except (OSError, ValueError):
+                pass
         (work / f"timeline-{label}.txt").write_text(
-            "t_s ok requests dead pending inflight held " + " ".join(STAGES) + "\n" +
+            "t_s ok requests dead pending inflight held " + " ".join(STAGES) +
+            " cpu_service cpu_kafka cpu_pg\n" +
             "".join(" ".join(str(x) for x in row) + "\n" for row in timeline))
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(60)
+        os.kill(svc_pid(), signal.SIGTERM)
+        rc = proc.wait(120)
         if ok + dead < want:
             raise RuntimeError(f"{label}: only {ok} of {want} deliveries within the deadline")
         drain = t_end - first
-        return {"label": label, "events": events, "deliveries": want,
-                "prefill_s": t_fill, "prefill_rate": events / t_fill,
+        return {"label": label, "impl": impl, "fail_pct": fail_pct, "events": events,
+                "deliveries": want, "prefill_s": t_fill, "prefill_rate": events / t_fill,
                 "startup_s": first - t_start, "drain_s": drain,
                 "rate": (ok - first_ok) / drain if drain > 0 else float("inf"),
                 "delivered": ok, "dead": dead,
                 "requests": st.get("requests"), "failed": st.get("failed"),
+                "ir_per_delivery": ir / (ok - first_ok) if ir and ok > first_ok else None,
                 "breaker_opens": opens, "machine_busy_s": busy, "rss_max_kib": rss_max, "rss_start_kib": rss_start, "hwm_kib": hwm, "cpu_s": cpu, "exit": rc,
                 # CPU seconds of each process from the first delivery to the last
                 "drain_cpu_s": {k: cpu1[k] - cpu0[k] for k in cpu1}}
@@ -470,17 +590,48 @@ def main() -> int:
     ap.add_argument("--dest-backlog", type=int, default=40000)
     ap.add_argument("--dest-rate", type=int, default=200)
     ap.add_argument("--dest-seconds", type=int, default=30)
+    ap.add_argument("--pairs", type=int, default=3,
+                    help="interleaved clean C/Go pairs (ABBA order)")
+    ap.add_argument("--fail-pairs", type=int, default=2,
+                    help="interleaved pairs with 10 %% transient failures")
+    ap.add_argument("--peer-dir", default=None,
+                    help="the Go peer's source (default: $OF_BENCH_GO_NOTIFY_DIR, or "
+                         "shared/peers/go-notify beside this checkout or its origin)")
+    ap.add_argument("--no-peer", action="store_true", help="C only")
+    ap.add_argument("--ab-bin", default=None,
+                    help="A/B: a second notify binary run in the Go peer's place "
+                         "(interleaved pairs, same settings)")
+    ap.add_argument("--warmup-events", type=int, default=5000,
+                    help="an unmeasured drain of this many events first (0: none)")
+    ap.add_argument("--wrap", default="",
+                    help="run notify (C, measured runs) under this command, e.g. "
+                         "\"perf record -g -o /tmp/p.data --\" or \"strace -c -f -o /tmp/s.txt\" "
+                         "(the process CPU figures are then the wrapper's)")
     ap.add_argument("--log-level", default="warn", help="notify's OF_LOG_LEVEL")
     ap.add_argument("--env", action="append", default=[],
                     help="extra NAME=VALUE for notify (repeatable)")
     args = ap.parse_args()
-    global EXTRA_ENV, DSN_EXTRA, RETRY_DELAYS
+    global EXTRA_ENV, DSN_EXTRA, RETRY_DELAYS, WRAP
+    WRAP = args.wrap.split()
     DSN_EXTRA = args.dsn_extra
     RETRY_DELAYS = args.retry_delays
     EXTRA_ENV = dict(e.split("=", 1) for e in args.env)
     EXTRA_ENV.setdefault("OF_LOG_LEVEL", args.log_level)
     work = Path(tempfile.mkdtemp(prefix="ntf-bench-"))
     notify, sink_bin = build(args.bin_dir, work)
+    peer, peer_error = None, None
+    if not args.destinations and not args.no_peer and not args.ab_bin:
+        pdir = Path(args.peer_dir) if args.peer_dir else default_peer_dir()
+        if pdir is None:
+            peer_error = ("no Go peer source (--peer-dir, $OF_BENCH_GO_NOTIFY_DIR, "
+                          "../shared/peers/go-notify)")
+        else:
+            try:
+                peer = build_peer(pdir, work)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                peer_error = str(e)
+        if peer_error:
+            print(f"go-notify: not run: {peer_error}", flush=True)
     kafka = KafkaBroker(work / "kafka")
     pg = Postgres()
     try:
@@ -505,37 +656,174 @@ def main() -> int:
         finally:
             s.stop()
         print(f"(a) wrk max rate against the sink: {wrk_rate:,.0f} req/s", flush=True)
-        clean = run_notify(notify, kafka, pg, sink_bin, 0, args.events, work, "clean")
-        faulty = run_notify(notify, kafka, pg, sink_bin, 10, args.events, work, "fail10")
+        backlog = make_backlog(args.events)
+        if args.warmup_events:
+            # not measured: the broker's JIT, PostgreSQL's caches, the first
+            # group coordinator load
+            run_notify("c", notify, kafka, pg, sink_bin, 0, backlog[:args.warmup_events], work,
+                       "warmup")
+        runs: list[dict] = []
+        # interleaved pairs, ABBA: C Go, Go C, C Go, ...
+        for fail_pct, npairs in ((0, args.pairs), (10, args.fail_pairs)):
+            for k in range(npairs):
+                other = "b" if args.ab_bin else "go"
+                order = ["c", other] if k % 2 == 0 else [other, "c"]
+                for impl in order:
+                    if impl == "go" and not peer:
+                        continue
+                    label = f"{'clean' if fail_pct == 0 else 'fail10'}-{impl}-{k + 1}"
+                    binary = {"c": notify, "go": peer, "b": Path(args.ab_bin or "-")}[impl]
+                    r = run_notify(impl, binary, kafka, pg, sink_bin,
+                                   fail_pct, backlog, work, label)
+                    runs.append(r)
+                    print_run(r)
     finally:
         kafka.close()
         pg.destroy()
-    for r in (clean, faulty):
-        print(f"({'b' if r is clean else 'c'}) notify {r['label']}: {r['deliveries']:,} deliveries "
-              f"({r['events']:,} events x {CHANNELS}) in {r['drain_s']:.1f} s = {r['rate']:,.0f}/s "
-              f"[2xx {r['delivered']:,}, dead-lettered {r['dead']:,}; sink requests {r['requests']:,}, "
-              f"503s {r['failed']:,}; breaker opened {r['breaker_opens']}x; startup {r['startup_s']:.1f} s; "
-              f"notify CPU {r['cpu_s']:.1f} s, all cores busy {r['machine_busy_s']:.1f} s of {(os.cpu_count() or 1) * r['drain_s']:.1f}; RSS at first delivery {r['rss_start_kib'] / 1024:.1f} MiB, max {r['rss_max_kib'] / 1024:.1f} MiB, "
-              f"peak (VmHWM) {r['hwm_kib'] / 1024:.1f} MiB; exit {r['exit']}]")
-        split = ", ".join(f"{k} {v:.1f} s ({v / r['deliveries'] * 1e6:.0f} us)"
-                          for k, v in r["drain_cpu_s"].items())
-        print(f"    CPU from the first delivery to the last (per delivery): {split}; "
-              f"all cores {r['machine_busy_s']:.1f} s "
-              f"({r['machine_busy_s'] / r['deliveries'] * 1e6:.0f} us)")
-        print(f"    prefill: {r['events']:,} events in {r['prefill_s']:.1f} s "
-              f"({r['prefill_rate']:,.0f}/s)")
+    summary = summarize(runs, wrk_rate, peer_error)
+    print_summary(summary)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
           f"at the end (other work shares the cores)")
-    print(f"ratio (b)/(a) = {clean['rate'] / wrk_rate:.2f}  (goal >= 0.70)")
-    print(f"ratio (c)/(b) = {faulty['rate'] / clean['rate']:.2f}  (goal >= 0.85)")
-    worst = max(clean["hwm_kib"], faulty["hwm_kib"]) / 1024
-    print(f"notify peak RSS = {worst:.1f} MiB  (goal < 32 MiB)")
+    print("summary-json: " + json.dumps(summary, separators=(",", ":")))
     if args.keep:
         print(f"work dir (logs): {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
+
+IMPL_NAME = {"c": "notify", "go": "go-notify", "b": "notify-B"}
+
+
+def per_dlv_us(r: dict) -> dict[str, float]:
+    """CPU per delivery (us) from the first delivery to the last: machine
+    (all cores, whatever ran), stack (the benchmark's processes: the
+    service, PostgreSQL, Kafka, the sink), and each of them."""
+    n = r["deliveries"]
+    c = r["drain_cpu_s"]
+    out = {"machine": r["machine_busy_s"] / n * 1e6, "stack": sum(c.values()) / n * 1e6}
+    out.update({("process" if k == "notify" else k): v / n * 1e6 for k, v in c.items()})
+    return out
+
+
+def print_run(r: dict) -> None:
+    name = IMPL_NAME[r["impl"]]
+    print(f"run {r['label']}: {name} {r['deliveries']:,} deliveries "
+          f"({r['events']:,} events x {CHANNELS}) in {r['drain_s']:.1f} s = {r['rate']:,.0f}/s "
+          f"[2xx {r['delivered']:,}, dead-lettered {r['dead']:,}; sink requests {r['requests']:,}, "
+          f"503s {r['failed']:,}; breaker opened {r['breaker_opens']}x; startup {r['startup_s']:.1f} s; "
+          f"process CPU {r['cpu_s']:.1f} s, all cores busy {r['machine_busy_s']:.1f} s of "
+          f"{(os.cpu_count() or 1) * r['drain_s']:.1f}; RSS at first delivery "
+          f"{r['rss_start_kib'] / 1024:.1f} MiB, max {r['rss_max_kib'] / 1024:.1f} MiB, "
+          f"peak (VmHWM) {r['hwm_kib'] / 1024:.1f} MiB; exit {r['exit']}; "
+          f"prefill {r['prefill_rate']:,.0f} events/s]", flush=True)
+    u = per_dlv_us(r)
+    print("    CPU per delivery: " + ", ".join(f"{k} {v:.1f} us" for k, v in u.items())
+          + (f"; instructions per delivery (callgrind, notify) {r['ir_per_delivery']:,.0f}"
+             if r.get("ir_per_delivery") else ""), flush=True)
+
+
+def median(xs: list[float]) -> float | None:
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def summarize(runs: list[dict], wrk_rate: float, peer_error: str | None) -> dict:
+    """Medians per (implementation, run kind) and the C/Go ratios."""
+    out: dict = {"wrk_rps": wrk_rate, "peer_error": peer_error, "runs": []}
+    for r in runs:
+        out["runs"].append({"label": r["label"], "impl": r["impl"], "fail_pct": r["fail_pct"],
+                            "rate": r["rate"], "hwm_mib": r["hwm_kib"] / 1024,
+                            "breaker_opens": r["breaker_opens"], "dead": r["dead"],
+                            "us": per_dlv_us(r)})
+    for kind, fp in (("clean", 0), ("fail10", 10)):
+        for impl in ("c", "go", "b"):
+            rs = [x for x in out["runs"] if x["impl"] == impl and x["fail_pct"] == fp]
+            if not rs:
+                continue
+            keys = rs[0]["us"].keys()
+            out[f"{kind}_{impl}"] = {
+                "n": len(rs), "rate": median([x["rate"] for x in rs]),
+                "hwm_mib": max(x["hwm_mib"] for x in rs),
+                "us": {k: median([x["us"][k] for x in rs]) for k in keys}}
+    other = "b" if any(x["impl"] == "b" for x in out["runs"]) else "go"
+    c, g = out.get("clean_c"), out.get(f"clean_{other}")
+
+    def q(a, b):
+        return a / b if a is not None and b else None
+    if c and g:
+        out["ratio_rate"] = q(c["rate"], g["rate"])
+        for k in c["us"]:
+            out[f"ratio_us_{k}"] = q(c["us"][k], g["us"][k])
+        out["ratio_rss"] = q(c["hwm_mib"], g["hwm_mib"])
+        pairs = [(x, y) for x in out["runs"] for y in out["runs"]
+                 if x["fail_pct"] == 0 == y["fail_pct"] and x["impl"] == "c" and y["impl"] == other
+                 and x["label"].rsplit("-", 1)[1] == y["label"].rsplit("-", 1)[1]]
+        out["pair_ratio_rate"] = [x["rate"] / y["rate"] for x, y in pairs]
+        out["pair_ratio_machine_us"] = [x["us"]["machine"] / y["us"]["machine"] for x, y in pairs]
+    if c:
+        out["ratio_wrk"] = q(c["rate"], wrk_rate)
+    f = out.get("fail10_c")
+    if c and f:
+        out["ratio_goodput"] = q(f["rate"], c["rate"])
+    fg = out.get(f"fail10_{other}")
+    if g and fg:
+        out["ratio_goodput_go"] = q(fg["rate"], g["rate"])
+    out["rss_mib"] = max([x["hwm_mib"] for x in out["runs"] if x["impl"] == "c"], default=None)
+    return out
+
+
+def print_summary(s: dict) -> None:
+    def f(v, d=0):
+        return "n/a" if v is None else f"{v:,.{d}f}"
+    print(f"summary (medians over the runs of each kind; CPU in us per delivery, from the first "
+          f"delivery to the last):")
+    print(f"    {'':24} {'deliveries/s':>12} {'machine':>8} {'stack':>8} {'process':>8} "
+          f"{'postgres':>8} {'kafka':>8} {'sink':>8} {'peak RSS':>9}")
+    for kind in ("clean", "fail10"):
+        for impl in ("c", "go", "b"):
+            x = s.get(f"{kind}_{impl}")
+            if not x:
+                continue
+            u = x["us"]
+            print(f"    {IMPL_NAME[impl] + ' ' + kind + ' (' + str(x['n']) + ')':24} "
+                  f"{f(x['rate']):>12} {f(u['machine'], 1):>8} {f(u['stack'], 1):>8} "
+                  f"{f(u['process'], 1):>8} {f(u['postgres'], 1):>8} {f(u['kafka'], 1):>8} "
+                  f"{f(u['sink'], 1):>8} {f(x['hwm_mib'], 1):>5} MiB")
+    c = s.get("clean_c") or {}
+    f10 = s.get("fail10_c") or {}
+    if c:
+        print(f"(b) notify clean: {f(c['rate'])}/s (median of {c['n']})")
+    if s.get("clean_go"):
+        print(f"(b') go-notify clean: {f(s['clean_go']['rate'])}/s (median of {s['clean_go']['n']})")
+    elif s.get("peer_error"):
+        print(f"(b') go-notify: not run: {s['peer_error']}")
+    if f10:
+        print(f"(c) notify fail10: {f(f10['rate'])}/s (median of {f10['n']})")
+    if s.get("fail10_go"):
+        print(f"(c') go-notify fail10: {f(s['fail10_go']['rate'])}/s")
+    if s.get("ratio_rate") is not None:
+        if s.get("clean_b"):
+            print("(A = notify, B = notify-B: the ratios below are A/B)")
+        print(f"ratio C/Go deliveries/s = {s['ratio_rate']:.2f}  (goal >= 1.5; pairs: "
+              + ", ".join(f"{x:.2f}" for x in s["pair_ratio_rate"]) + ")")
+        print(f"ratio C/Go machine CPU per delivery = {s['ratio_us_machine']:.2f}  (goal <= 0.6; "
+              f"pairs: " + ", ".join(f"{x:.2f}" for x in s["pair_ratio_machine_us"]) + ")")
+        print(f"ratio C/Go stack CPU per delivery = {s['ratio_us_stack']:.2f}")
+        print(f"ratio C/Go process CPU per delivery = {s['ratio_us_process']:.2f}")
+        print(f"ratio C/Go PostgreSQL CPU per delivery = {s['ratio_us_postgres']:.2f}")
+        print(f"ratio C/Go peak RSS = {s['ratio_rss']:.2f}")
+    if s.get("ratio_wrk") is not None:
+        print(f"ratio (b)/(a) = {s['ratio_wrk']:.2f}  (goal >= 0.70)")
+    if s.get("ratio_goodput") is not None:
+        print(f"ratio (c)/(b) = {s['ratio_goodput']:.2f}  (goal >= 0.85)")
+    if s.get("ratio_goodput_go") is not None:
+        print(f"ratio (c')/(b') = {s['ratio_goodput_go']:.2f}  (the Go peer's)")
+    if s.get("rss_mib") is not None:
+        print(f"notify peak RSS = {s['rss_mib']:.1f} MiB  (goal < 32 MiB)")
 
 if __name__ == "__main__":
     sys.exit(main())

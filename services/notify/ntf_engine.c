@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "of_log.h"
+#include "of_oom.h"
 #include "of_shutdown.h"
 #include "of_time.h"
 
@@ -147,7 +148,8 @@ of_status ntf_engine_run(ntf_engine *e)
                 wait = d < 0 ? 0 : (int)d;
         }
 
-        ntf_sender_run(e->snd, wait, e->evfd[0]);
+        if (ntf_sender_run(e->snd, wait, e->evfd[0]) < 0)
+            of_oom(ntf_sender_failure(e->snd));
         ntf_drain_evfd(e);
 
         /* Readiness: ping PostgreSQL through the lookup worker when it

@@ -1,15 +1,29 @@
 /*
- * ntf_sender.c - libcurl multi driver.
+ * ntf_sender.c - libcurl multi driver, event-based: libcurl tells which
+ * sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to call it back
+ * (CURLMOPT_TIMERFUNCTION); an epoll set waits for them, for the caller's
+ * extra descriptor and for ntf_sender_wakeup() (an eventfd); only the
+ * transfers whose socket is ready or whose timer expired are driven
+ * (curl_multi_socket_action). curl_multi_poll/perform, used before,
+ * rebuilt the descriptor set and ran every transfer in flight on every
+ * loop turn (one poll() per transfer: 2.6 syscalls per delivery).
  */
 #include "ntf_sender.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "of_time.h"
+
+#define NTF_EPOLL_BATCH 64
 
 typedef struct ntf_req {
     CURL *easy;
@@ -33,7 +47,63 @@ struct ntf_sender {
     size_t inflight;
     ntf_req *free_list; /* idle handles kept for reuse */
     ntf_req *live;      /* requests in flight */
+    int epfd;           /* libcurl's sockets, wake_fd, extra_fd */
+    int wake_fd;        /* eventfd written by ntf_sender_wakeup */
+    int extra_fd;       /* the caller's descriptor, once added; -1 */
+    int64_t timer_us;   /* when libcurl wants to be called (mono us); -1 */
+    bool env_proxy;     /* a proxy is set in the environment */
+    char fail[128];     /* a libcurl multi or epoll failure (fatal), or "" */
 };
+
+/* The epoll data of libcurl's sockets is the socket itself; the two own
+ * descriptors are told apart by value. */
+
+/* CURLMOPT_SOCKETFUNCTION: watch s for what libcurl asks. socketp is
+ * non-NULL once s is in the epoll set (curl_multi_assign). */
+static int ntf_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+                       void *socketp)
+{
+    (void)easy;
+    ntf_sender *s = userp;
+    if (what == CURL_POLL_REMOVE) {
+        if (socketp) {
+            /* libcurl may have closed it already: ENOENT/EBADF are fine */
+            (void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+            curl_multi_assign(s->multi, fd, NULL);
+        }
+        return 0;
+    }
+    struct epoll_event ev = {.events = 0, .data.fd = fd};
+    if (what & CURL_POLL_IN)
+        ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev.events |= EPOLLOUT;
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(s->epfd, op, fd, &ev) != 0) {
+        /* a descriptor number reused after libcurl closed the old one
+         * without telling (ADD: EEXIST; MOD: ENOENT): the other op */
+        op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(s->epfd, op, fd, &ev) != 0) {
+            /* ENOMEM/ENOSPC: the socket would never be watched and its
+             * transfer would hang; ntf_sender_run reports it (fatal). */
+            snprintf(s->fail, sizeof s->fail, "epoll_ctl: %s",
+                     strerror(errno));
+            return -1;
+        }
+    }
+    if (!socketp)
+        curl_multi_assign(s->multi, fd, s); /* any non-NULL mark */
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: call back in timeout_ms (-1: no timer). */
+static int ntf_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    ntf_sender *s = userp;
+    s->timer_us = timeout_ms < 0 ? -1 : of_mono_us() + (int64_t)timeout_ms * 1000;
+    return 0;
+}
 
 static size_t ntf_discard(char *ptr, size_t size, size_t nmemb, void *ud)
 {
@@ -112,13 +182,44 @@ ntf_sender *ntf_sender_new(int64_t timeout_ms, long max_conns,
         of_seterr(err, errlen, "out of memory");
         return NULL;
     }
+    s->epfd = s->wake_fd = s->extra_fd = -1;
+    s->timer_us = -1;
     s->multi = curl_multi_init();
     if (!s->multi) {
         free(s);
         of_seterr(err, errlen, "curl_multi_init failed");
         return NULL;
     }
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event wev = {.events = EPOLLIN};
+    wev.data.fd = s->wake_fd;
+    if (s->epfd < 0 || s->wake_fd < 0 ||
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &wev) != 0) {
+        of_seterr(err, errlen, "epoll/eventfd: %s", strerror(errno));
+        ntf_sender_free(s);
+        return NULL;
+    }
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, ntf_sock_cb);
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, ntf_timer_cb);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
     s->timeout_ms = timeout_ms;
+    /* The proxy variables libcurl reads (lib/url.c: detect_proxy; the
+     * upper-case HTTP_PROXY is ignored there on purpose). Without any,
+     * every handle gets an empty CURLOPT_PROXY once: libcurl then skips
+     * its getenv() of no_proxy, NO_PROXY, http(s)_proxy, all_proxy and
+     * ALL_PROXY (each copied) on every transfer. With one, the operator's
+     * URLs keep libcurl's own handling of the environment (the
+     * environment does not change while notify runs). An empty
+     * CURLOPT_NOPROXY goes with it: libcurl reads no_proxy otherwise. */
+    static const char *const proxy_vars[] = {
+        "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof proxy_vars / sizeof proxy_vars[0]; i++) {
+        const char *v = getenv(proxy_vars[i]);
+        if (v && *v)
+            s->env_proxy = true;
+    }
     for (const char *p = test_resolve; p && *p;) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
@@ -177,6 +278,10 @@ static ntf_req *ntf_req_get(ntf_sender *s)
         curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
         if (s->resolve)
             curl_easy_setopt(e, CURLOPT_RESOLVE, s->resolve);
+        if (!s->env_proxy) { /* both: else no_proxy is still read */
+            curl_easy_setopt(e, CURLOPT_PROXY, "");
+            curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+        }
     }
     r->next = r->prev = NULL;
     r->errbuf[0] = '\0';
@@ -203,8 +308,10 @@ of_status ntf_sender_post(ntf_sender *s, const char *url, const char *body,
     r->ud = ud;
     r->policy = policy;
     /* A customer's URL: no proxy from the environment, so that the checks
-     * see the destination's own address (NULL: libcurl's default). */
-    curl_easy_setopt(e, CURLOPT_PROXY, policy ? "" : NULL);
+     * see the destination's own address (NULL: libcurl's default). Set
+     * once per handle when the environment names no proxy. */
+    if (s->env_proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, policy ? "" : NULL);
     /* POSTFIELDSIZE before POSTFIELDS: the body is not copied. */
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
@@ -248,14 +355,18 @@ static void ntf_req_release(ntf_sender *s, ntf_req *r)
     s->inflight--;
 }
 
-int ntf_sender_run(ntf_sender *s, int timeout_ms, int extra_fd)
+/* A multi call failed: libcurl could not allocate (its other errors are
+ * misuse). The transfers it was driving would hang: fatal. */
+static void ntf_sender_check(ntf_sender *s, CURLMcode mc)
 {
-    struct curl_waitfd wfd = {.fd = extra_fd, .events = CURL_WAIT_POLLIN};
-    int running = 0;
-    if (timeout_ms > 0)
-        curl_multi_poll(s->multi, extra_fd >= 0 ? &wfd : NULL,
-                        extra_fd >= 0 ? 1u : 0u, timeout_ms, NULL);
-    curl_multi_perform(s->multi, &running);
+    if (mc != CURLM_OK && !s->fail[0])
+        snprintf(s->fail, sizeof s->fail, "libcurl: %s",
+                 curl_multi_strerror(mc));
+}
+
+/* Calls `done` for every finished transfer. */
+static int ntf_sender_finish(ntf_sender *s)
+{
     int finished = 0;
     CURLMsg *m;
     int left;
@@ -295,10 +406,69 @@ int ntf_sender_run(ntf_sender *s, int timeout_ms, int extra_fd)
     return finished;
 }
 
+int ntf_sender_run(ntf_sender *s, int timeout_ms, int extra_fd)
+{
+    if (extra_fd >= 0 && extra_fd != s->extra_fd) {
+        if (s->extra_fd >= 0)
+            (void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->extra_fd, NULL);
+        struct epoll_event xev = {.events = EPOLLIN};
+        xev.data.fd = extra_fd;
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, extra_fd, &xev) == 0)
+            s->extra_fd = extra_fd;
+    }
+    int wait = timeout_ms < 0 ? 0 : timeout_ms;
+    if (s->timer_us >= 0 && wait > 0) {
+        int64_t left = s->timer_us - of_mono_us();
+        if (left <= 0)
+            wait = 0;
+        else if (left < (int64_t)wait * 1000)
+            wait = (int)((left + 999) / 1000);
+    }
+    struct epoll_event ev[NTF_EPOLL_BATCH];
+    int n = epoll_wait(s->epfd, ev, NTF_EPOLL_BATCH, wait);
+    int running = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = ev[i].data.fd;
+        if (fd == s->wake_fd) {
+            uint64_t v;
+            while (read(s->wake_fd, &v, sizeof v) > 0)
+                ;
+            continue;
+        }
+        if (fd == s->extra_fd)
+            continue; /* the caller drains it */
+        int flags = 0;
+        if (ev[i].events & (EPOLLIN | EPOLLHUP))
+            flags |= CURL_CSELECT_IN;
+        if (ev[i].events & EPOLLOUT)
+            flags |= CURL_CSELECT_OUT;
+        if (ev[i].events & EPOLLERR)
+            flags |= CURL_CSELECT_ERR;
+        ntf_sender_check(s, curl_multi_socket_action(s->multi, fd, flags,
+                                                     &running));
+    }
+    if (s->timer_us >= 0 && of_mono_us() >= s->timer_us) {
+        s->timer_us = -1; /* libcurl sets the next one */
+        ntf_sender_check(s, curl_multi_socket_action(
+                                s->multi, CURL_SOCKET_TIMEOUT, 0, &running));
+    }
+    if (s->fail[0])
+        return -1;
+    return ntf_sender_finish(s);
+}
+
+const char *ntf_sender_failure(const ntf_sender *s)
+{
+    return s->fail;
+}
+
 void ntf_sender_wakeup(ntf_sender *s)
 {
-    if (s)
-        curl_multi_wakeup(s->multi);
+    if (s) {
+        uint64_t one = 1;
+        ssize_t w = write(s->wake_fd, &one, sizeof one);
+        (void)w; /* EAGAIN: the counter is full, a wakeup is pending */
+    }
 }
 
 size_t ntf_sender_inflight(const ntf_sender *s)
@@ -322,5 +492,9 @@ void ntf_sender_free(ntf_sender *s)
     }
     curl_multi_cleanup(s->multi);
     curl_slist_free_all(s->resolve);
+    if (s->epfd >= 0)
+        close(s->epfd);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
     free(s);
 }

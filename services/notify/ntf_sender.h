@@ -59,9 +59,14 @@ of_status ntf_sender_post(ntf_sender *s, const char *url, const char *body,
 
 /* Waits up to timeout_ms for network activity, for extra_fd (>= 0: a
  * descriptor to watch for input, e.g. librdkafka's queue event pipe) or
- * for ntf_sender_wakeup(); then drives transfers and calls `done` for
- * each finished one. Returns the number finished. */
+ * for ntf_sender_wakeup(); then drives the transfers whose sockets are
+ * ready or whose timers expired and calls `done` for each finished one.
+ * Returns the number finished, or -1 when libcurl or epoll failed (out of
+ * memory: transfers would hang; ntf_sender_failure() says what; fatal). */
 int ntf_sender_run(ntf_sender *s, int timeout_ms, int extra_fd);
+
+/* What made ntf_sender_run() return -1 ("" before). */
+const char *ntf_sender_failure(const ntf_sender *s);
 
 /* Wakes a thread blocked in ntf_sender_run(). Thread-safe; NULL-safe. */
 void ntf_sender_wakeup(ntf_sender *s);

@@ -329,6 +329,34 @@ of_sig_result of_sig_keys_verify(of_sig_keys *k, const char *header,
     return match ? OF_SIG_OK : OF_SIG_MISMATCH;
 }
 
+int of_sig_keys_header(of_sig_keys *k, int64_t t, const void *body,
+                       size_t blen, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    char ts[24];
+    int tl = snprintf(ts, sizeof ts, "%" PRId64, t);
+    /* "t=" + t + ",v1=" + 64 hex + NUL */
+    if (k == NULL || k->n == 0 || out == NULL || tl <= 0 ||
+        outlen < 2 + (size_t)tl + 4 + 2 * MAC_LEN + 1)
+        return -1;
+    unsigned char mac[MAC_LEN];
+    key_set *ks = keys_take(k);
+    hmac_ctx_t_body(ks->ctx[0], t, body, blen, mac);
+    keys_give_back(k, ks);
+    char *o = out;
+    memcpy(o, "t=", 2);
+    memcpy(o + 2, ts, (size_t)tl);
+    o += 2 + tl;
+    memcpy(o, ",v1=", 4);
+    o += 4;
+    for (int i = 0; i < MAC_LEN; i++) {
+        *o++ = hex[mac[i] >> 4];
+        *o++ = hex[mac[i] & 15];
+    }
+    *o = '\0';
+    return 0;
+}
+
 void of_sig_keys_free(of_sig_keys *k)
 {
     if (k == NULL)

@@ -18,7 +18,6 @@
 #include "of_oom.h"
 #include "of_log.h"
 #include "of_shutdown.h"
-#include "of_sig.h"
 #include "of_time.h"
 
 static const char *ntf_tier_label(int tier, char *buf, size_t len)
@@ -260,8 +259,8 @@ static struct curl_slist *ntf_headers(ntf_engine *e, ntf_dlv *d)
     NTF_ADD("Expect:"); /* no 100-continue round trip */
     snprintf(line, sizeof line, "Idempotency-Key: %s", d->id);
     NTF_ADD(line);
-    if (of_sig_header(e->cfg->secret, of_now_ms() / 1000, d->body,
-                      strlen(d->body), sig, sizeof sig) != 0)
+    if (of_sig_keys_header(e->sig, of_now_ms() / 1000, d->body,
+                          strlen(d->body), sig, sizeof sig) != 0)
         goto oom;
     snprintf(line, sizeof line, "X-Signature: %s", sig);
     NTF_ADD(line);

@@ -353,6 +353,12 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
     }
     of_metric_set(e->m_tracked, 0, OF_NO_LABELS);
 
+    const char *secrets[1] = {cfg->secret};
+    e->sig = of_sig_keys_new(secrets, 1);
+    if (!e->sig) {
+        of_seterr(err, errlen, "out of memory");
+        goto fail;
+    }
     e->snd = ntf_sender_new(cfg->http_timeout_ms,
                             (long)(cfg->max_inflight * NTF_CH_COUNT + 8),
                             cfg->test_resolve, err, errlen);
@@ -476,6 +482,7 @@ void ntf_engine_free(ntf_engine *e)
     }
     ntf_sched_free(&e->sched);
     ntf_idmap_free(&e->ids);
+    of_sig_keys_free(e->sig);
     if (e->evfd[0] >= 0)
         close(e->evfd[0]);
     if (e->evfd[1] >= 0)

@@ -50,6 +50,7 @@
 #include "of_kafka.h"
 #include "of_metrics.h"
 #include "of_pg.h"
+#include "of_sig.h"
 #include "of_status.h"
 #include "of_trace.h"
 
@@ -187,6 +188,7 @@ struct ntf_engine {
     rd_kafka_queue_t *cq;
     int evfd[2];
     ntf_sender *snd;
+    of_sig_keys *sig; /* OF_NOTIFY_SECRET, keyed once */
     /* Queues, breakers and in-flight limits per destination (webhooks:
      * scheme, host, port; e-mail and SMS: one each). */
     ntf_sched sched;

@@ -251,6 +251,46 @@ static void test_keyring_threads(void **state)
     of_sig_keys_free(k);
 }
 
+/* Signing with a keyring gives of_sig_header's bytes, call after call
+ * (the context is reset, not re-keyed, between bodies). */
+static void test_keyring_header(void **state)
+{
+    (void)state;
+    const char *const one[] = {"secret"};
+    const char *const two[] = {"other-secret", "secret"};
+    of_sig_keys *k = of_sig_keys_new(one, 1);
+    assert_non_null(k);
+    char hdr[96], want[96];
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(of_sig_keys_header(k, T0, BODY, strlen(BODY), hdr, sizeof hdr), 0);
+        assert_string_equal(hdr, "t=1732269600,v1=" MAC_SECRET);
+        assert_int_equal(of_sig_keys_header(k, T0, "", 0, hdr, sizeof hdr), 0);
+        assert_string_equal(hdr, "t=1732269600,v1=" MAC_EMPTY);
+    }
+    static const char *const bodies[] = {"x", "{\"a\":1}", BODY BODY BODY BODY BODY};
+    static const int64_t ts[] = {0, 7, T0, 99999999999LL};
+    for (size_t b = 0; b < sizeof bodies / sizeof bodies[0]; b++)
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+            assert_int_equal(of_sig_header("secret", ts[i], bodies[b], strlen(bodies[b]),
+                                           want, sizeof want), 0);
+            assert_int_equal(of_sig_keys_header(k, ts[i], bodies[b], strlen(bodies[b]),
+                                                hdr, sizeof hdr), 0);
+            assert_string_equal(hdr, want);
+        }
+    /* "t=1732269600,v1=" + 64 hex + NUL = 81 bytes */
+    assert_int_equal(of_sig_keys_header(k, T0, BODY, strlen(BODY), hdr, 80), -1);
+    assert_int_equal(of_sig_keys_header(k, T0, BODY, strlen(BODY), hdr, 81), 0);
+    assert_string_equal(hdr, "t=1732269600,v1=" MAC_SECRET);
+    assert_int_equal(verify(hdr), OF_SIG_OK);
+    of_sig_keys_free(k);
+    /* the first secret signs */
+    k = of_sig_keys_new(two, 2);
+    assert_non_null(k);
+    assert_int_equal(of_sig_keys_header(k, T0, BODY, strlen(BODY), hdr, sizeof hdr), 0);
+    assert_string_equal(hdr, "t=1732269600,v1=" MAC_OTHER);
+    of_sig_keys_free(k);
+}
+
 static void test_describe_names_the_header(void **state)
 {
     (void)state;
@@ -286,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_describe_names_the_header),
         cmocka_unit_test(test_keyring_matches_verify),
         cmocka_unit_test(test_keyring_threads),
+        cmocka_unit_test(test_keyring_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

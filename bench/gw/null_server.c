@@ -1,7 +1,8 @@
 /*
  * null_server.c - the baseline for bench/gw: a libmicrohttpd server with
- * the same daemon flags and threading as of_http.c (internal polling
- * thread, epoll, suspend/resume allowed, thread pool of N), the same
+ * the daemon flags and threading of of_http.c's thread-pool mode (internal
+ * polling threads, poll, suspend/resume allowed, thread pool of N; what
+ * inventory and notify run; payment-gw runs of_http's event loop), the same
  * connection limit / timeout and the gateway's per-connection memory limit
  * (OF_HTTP_CONN_MEMORY_LIMIT, passed by run.py), that reads the
  * request body (up to 64 KiB, like the gateway) and answers 202 with a

@@ -2,8 +2,8 @@
 """bench/gw/run.py - payment-gw against its Go peer and a null libmicrohttpd handler.
 
 In one run, on this machine, with wrk (64 connections, 20 s by default):
-  (a) bench/gw/null_server.c: same libmicrohttpd flags and thread pool as
-      of_http.c, reads the body, answers 202; no work at all;
+  (a) bench/gw/null_server.c: libmicrohttpd with the flags and thread pool
+      of of_http.c's pool mode, reads the body, answers 202; no work at all;
   (b) payment-gw (Release build) with real signed bodies, validation and
       real Kafka acknowledgements (acks=all, idempotent producer);
   (c) the Go peer of payment-gw (net/http + franz-go, the same contract byte
@@ -23,7 +23,7 @@ every measurement. Nothing is asserted.
 Usage (from anywhere; needs wrk, cmake, gcc, go, java+mvn for the broker and
 confluent-kafka, e.g. the repo's .venv):
   .venv/bin/python bench/gw/run.py [--duration 20] [--connections 64] [--rounds 1]
-        [--http-threads 2] [--bodies 20000] [--brokers HOST:PORT]
+        [--http-threads N] [--bodies 20000] [--brokers HOST:PORT]
         [--go-gw-dir DIR | --no-go]
 
 --brokers uses an existing broker instead of starting one (the topics are
@@ -429,7 +429,11 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--wrk-threads", type=int, default=2)
-    ap.add_argument("--http-threads", type=int, default=int(os.environ.get("OF_HTTP_THREADS", "2")))
+    ap.add_argument("--http-threads", type=int,
+                    default=int(os.environ["OF_HTTP_THREADS"]) if os.environ.get("OF_HTTP_THREADS")
+                    else None,
+                    help="payment-gw's OF_HTTP_THREADS (default: its own, 1 = the event loop) and "
+                         "the null handler's thread pool (default 2)")
     ap.add_argument("--bodies", type=int, default=20000)
     ap.add_argument("--conn-memory", type=int,
                     default=int(os.environ.get("OF_HTTP_CONN_MEMORY_LIMIT", "32768")),
@@ -485,7 +489,7 @@ def main() -> int:
         try:
             if not args.no_null:
                 port = free_port()
-                p = subprocess.Popen([str(null_bin), str(port), str(args.http_threads),
+                p = subprocess.Popen([str(null_bin), str(port), str(args.http_threads or 2),
                                       str(args.conn_memory)], stderr=subprocess.DEVNULL)
                 servers["null"] = Server("null", "(a) null MHD handler", p, port, gateway=False)
             gws = [("c", "(b) payment-gw+Kafka", gw_bin)]
@@ -500,9 +504,10 @@ def main() -> int:
                 env = dict(base_env)
                 env.update({"OF_KAFKA_BROKERS": broker.bootstrap, "OF_TOPIC_PREFIX": prefix,
                             "OF_HTTP_PORT": str(port), "OF_WEBHOOK_SECRETS": SECRET,
-                            "OF_HTTP_THREADS": str(args.http_threads),
                             "OF_LOG_LEVEL": args.log_level,
                             "OF_HTTP_CONN_MEMORY_LIMIT": str(args.conn_memory)})
+                if args.http_threads:
+                    env["OF_HTTP_THREADS"] = str(args.http_threads)
                 env.update(passthru)
                 lf = open(work / f"{key}.log", "wb")
                 p = subprocess.Popen([str(binary)], env=env, stdout=lf, stderr=subprocess.STDOUT)
@@ -547,7 +552,8 @@ def main() -> int:
                              for k, s in servers.items()}}
     print()
     print(f"payment-gw benchmark: wrk -t{args.wrk_threads} -c{args.connections} "
-          f"-d{args.duration}s, {args.rounds} round(s), OF_HTTP_THREADS={args.http_threads}, "
+          f"-d{args.duration}s, {args.rounds} round(s), OF_HTTP_THREADS="
+          f"{args.http_threads or 'default'}, "
           f"{os.cpu_count()} CPUs, conn memory {args.conn_memory} B, OF_LOG_LEVEL="
           f"{args.log_level}, load average {load_start} at the start, {res['load_end']} "
           f"at the end")

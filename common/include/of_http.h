@@ -23,9 +23,13 @@
  *   per-connection memory limit, connection timeout (slow clients are
  *   dropped), handled by libmicrohttpd and the reaper.
  *
- * Thread model: libmicrohttpd's internal polling thread (epoll), with an
+ * Thread model: libmicrohttpd's internal polling thread (poll), with an
  * optional pool of `threads`. Handlers run on those threads and must not
- * block for long.
+ * block for long. Or, with opts.loop_fn, one event-loop thread of
+ * of_http's own runs libmicrohttpd (epoll, external) and the caller's
+ * loop_fn: an answer given on that thread (from a handler or loop_fn)
+ * needs no cross-thread wake-up, which is what payment-gw wants for
+ * answers that come from Kafka's delivery reports.
  */
 #ifndef OF_HTTP_H
 #define OF_HTTP_H
@@ -54,6 +58,13 @@ typedef bool (*of_http_ready_fn)(void *ud, char *why, size_t whylen);
  * set from OF_HTTP_MAX_CONNECTIONS, OF_HTTP_MAX_CONNECTIONS_PER_IP,
  * OF_HTTP_CONN_TIMEOUT, OF_HTTP_CONN_MEMORY_LIMIT by of_config_load with
  * OF_COMMON_CFG_ENTRIES), else the default named here. */
+/* Event-loop mode: called on the loop thread after every turn (after
+ * libmicrohttpd ran); fd_ready says whether loop_fd was readable in this
+ * turn. Answers it gives are sent in the same turn. Returns the
+ * of_mono_ms() time by which it needs the next call, or -1 for "only
+ * when loop_fd is readable". */
+typedef int64_t (*of_http_loop_fn)(void *ud, bool fd_ready);
+
 typedef struct of_http_opts {
     uint16_t port;             /* required; 0 = an ephemeral port (tests) */
     const char *bind_addr;     /* NULL = 0.0.0.0 */
@@ -67,6 +78,11 @@ typedef struct of_http_opts {
                                   connection */
     of_http_ready_fn ready;    /* NULL = always ready */
     void *ready_ud;
+    of_http_loop_fn loop_fn;   /* non-NULL: event-loop mode (threads is
+                                  ignored: one thread) */
+    void *loop_ud;
+    int loop_fd;               /* loop mode: a descriptor whose input wakes
+                                  the loop (loop_fn drains it), -1 none */
 } of_http_opts;
 
 #define OF_HTTP_DEFAULT_BODY_LIMIT (64 * 1024)

@@ -39,7 +39,8 @@
 typedef struct of_kafka_producer of_kafka_producer;
 
 /* Called once per produced record, from the producer's poll thread (or
- * from inside of_kafka_producer_flush/_destroy, which poll too), with
+ * the thread calling of_kafka_producer_serve, or from inside
+ * of_kafka_producer_flush/_destroy, which poll too), with
  * RD_KAFKA_RESP_ERR_NO_ERROR when the record is durably in Kafka (acked by
  * all in-sync replicas) or the final error otherwise. `msg` is valid only
  * during the call. Must not block. */
@@ -51,10 +52,15 @@ typedef struct of_kafka_producer_opts {
     const char *client_id; /* e.g. "payment-gw" */
     int linger_ms;         /* 0 means librdkafka's default (5 ms) */
     int64_t message_timeout_ms; /* delivery.timeout.ms; 0 = default 30 s */
+    bool served_by_caller; /* no poll thread: the caller runs
+                              of_kafka_producer_serve() whenever
+                              of_kafka_producer_fd() is readable, and the
+                              delivery reports run on its thread */
 } of_kafka_producer_opts;
 
-/* Creates the producer and starts its poll thread. Returns NULL with err
- * set on a bad configuration (fatal). */
+/* Creates the producer and starts its poll thread (unless
+ * served_by_caller). Returns NULL with err set on a bad configuration
+ * (fatal). */
 of_kafka_producer *of_kafka_producer_new(const of_kafka_producer_opts *o,
                                          char *err, size_t errlen);
 
@@ -79,6 +85,15 @@ int of_kafka_producer_flush(of_kafka_producer *p, int timeout_ms);
 /* True when the producer has an UP connection to at least one broker (from
  * the last statistics, at most ~1 s old) and no fatal error. */
 bool of_kafka_producer_ready(of_kafka_producer *p);
+
+/* served_by_caller: a descriptor that becomes readable when delivery
+ * reports (or error and statistics events) wait; -1 otherwise. */
+int of_kafka_producer_fd(of_kafka_producer *p);
+
+/* served_by_caller: serves what waits (delivery reports, errors,
+ * statistics) on the calling thread without blocking, and rearms the
+ * descriptor. */
+void of_kafka_producer_serve(of_kafka_producer *p);
 
 /* Records waiting in the local queue (librdkafka's outq length). */
 int of_kafka_producer_queue_len(of_kafka_producer *p);

@@ -46,6 +46,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <limits.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -163,7 +166,26 @@ struct of_http_server {
     atomic_bool reaper_stop;
     of_metric *m_reaped;
     of_metric *m_rejected; /* orderflow_http_rejected_total{reason} */
+
+    /* Event-loop mode (o.loop_fn): see loop_main. */
+    bool loop;
+    int ep;      /* our epoll set: MHD's epoll fd, wake_fd, o.loop_fd */
+    int mhd_ep;  /* libmicrohttpd's epoll fd (not ours to close) */
+    int wake_fd; /* eventfd: another thread resumed a request or asks */
+    pthread_t loop_thread;
+    bool loop_started;
+    atomic_bool loop_stop;
+    pthread_mutex_t lmtx; /* lreq */
+    pthread_cond_t lcv;   /* lreq done */
+    unsigned lreq;        /* LOOP_* asked of the loop thread */
+    unsigned loop_resumed; /* answers given on the loop thread this turn */
+    bool loop_closed;      /* a connection closed during MHD_run */
 };
+
+#define LOOP_QUIESCE 1u
+
+/* The server whose loop runs on this thread (event-loop mode), or NULL. */
+static _Thread_local of_http_server *on_loop;
 
 /* --------------------------------------------------------------------- */
 /* Small helpers                                                          */
@@ -428,6 +450,154 @@ static void reject_too_large_raw(of_http_req *r)
     pthread_mutex_unlock(&r->mtx);
 }
 
+/* --------------------------------------------------------------------- */
+/* Event-loop mode                                                        */
+
+/* Makes the loop thread take a turn (an answer from another thread, a
+ * request to quiesce or stop). */
+static void loop_wake(of_http_server *s)
+{
+    uint64_t one = 1;
+    ssize_t w;
+    do
+        w = write(s->wake_fd, &one, sizeof one);
+    while (w < 0 && errno == EINTR);
+    /* EAGAIN: the counter is full, so a wake-up is pending anyway. */
+}
+
+/* Asks the loop thread to do `what` (LOOP_*) and waits until it did. */
+static void loop_ask(of_http_server *s, unsigned what)
+{
+    pthread_mutex_lock(&s->lmtx);
+    s->lreq |= what;
+    pthread_mutex_unlock(&s->lmtx);
+    loop_wake(s);
+    pthread_mutex_lock(&s->lmtx);
+    while (s->lreq & what)
+        pthread_cond_wait(&s->lcv, &s->lmtx);
+    pthread_mutex_unlock(&s->lmtx);
+}
+
+static void quiesce_now(of_http_server *s)
+{
+    if (s->quiesced_fd >= 0)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        s->quiesced_fd = fd; /* ours to close, after MHD_stop_daemon */
+}
+
+/* One MHD_run on the loop thread. libmicrohttpd takes the listen socket
+ * out of its epoll set at the connection limit and puts it back only at
+ * the start of a later run: when connections closed in this run, one
+ * more run re-arms it, or a client waiting in the backlog would wait for
+ * an unrelated event. */
+static void mhd_run(of_http_server *s)
+{
+    s->loop_closed = false;
+    (void)MHD_run(s->d);
+    if (s->loop_closed) {
+        s->loop_closed = false;
+        (void)MHD_run(s->d);
+    }
+}
+
+/* The loop thread: waits for libmicrohttpd's sockets, the wake-up
+ * eventfd, the caller's loop_fd, libmicrohttpd's timeouts and loop_fn's
+ * deadline; runs libmicrohttpd (handlers run here), then loop_fn, then
+ * libmicrohttpd again when loop_fn answered requests, so their answers go
+ * out in the same turn. libmicrohttpd is only ever called from this
+ * thread (MHD_resume_connection excepted, which is thread-safe): the
+ * quiesce is done here too, so MHD_quiesce_daemon cannot race with the
+ * thread that polls (the abort of_http_start's comment describes). */
+static void *loop_main(void *arg)
+{
+    of_http_server *s = arg;
+    on_loop = s;
+    int64_t app_due = 0; /* loop_fn runs in the first turn */
+    while (!atomic_load(&s->loop_stop)) {
+        int timeout = -1;
+        MHD_UNSIGNED_LONG_LONG mt = 0;
+        if (MHD_get_timeout(s->d, &mt) == MHD_YES)
+            timeout = mt > INT_MAX ? INT_MAX : (int)mt;
+        if (app_due >= 0) {
+            int64_t left = app_due - of_mono_ms();
+            if (left < 0)
+                left = 0;
+            if (timeout < 0 || left < timeout)
+                timeout = (int)(left > INT_MAX ? INT_MAX : left);
+        }
+        struct epoll_event ev[4];
+        int n = epoll_wait(s->ep, ev, 4, timeout);
+        bool run_mhd = n <= 0; /* timeouts are MHD's business too */
+        bool fd_ready = false;
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.fd == s->o.loop_fd)
+                fd_ready = true;
+            if (ev[i].data.fd == s->wake_fd) {
+                uint64_t v;
+                ssize_t r = read(s->wake_fd, &v, sizeof v);
+                (void)r;
+                run_mhd = true; /* resumed from another thread */
+            } else if (ev[i].data.fd == s->mhd_ep) {
+                run_mhd = true;
+            }
+        }
+        pthread_mutex_lock(&s->lmtx);
+        if (s->lreq & LOOP_QUIESCE) {
+            quiesce_now(s);
+            s->lreq &= ~LOOP_QUIESCE;
+            pthread_cond_broadcast(&s->lcv);
+        }
+        pthread_mutex_unlock(&s->lmtx);
+        if (run_mhd)
+            mhd_run(s);
+        s->loop_resumed = 0;
+        if (fd_ready || run_mhd || (app_due >= 0 && of_mono_ms() >= app_due))
+            app_due = s->o.loop_fn(s->o.loop_ud, fd_ready);
+        if (s->loop_resumed > 0)
+            mhd_run(s);
+    }
+    on_loop = NULL;
+    return NULL;
+}
+
+/* Sets up the loop's epoll set and starts the loop thread. */
+static of_status loop_start(of_http_server *s, char *err, size_t errlen)
+{
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+    s->mhd_ep = di ? di->epoll_fd : -1;
+    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    s->ep = epoll_create1(EPOLL_CLOEXEC);
+    int fds[] = {s->mhd_ep, s->wake_fd, s->o.loop_fd};
+    bool ok = s->mhd_ep >= 0 && s->wake_fd >= 0 && s->ep >= 0;
+    for (size_t i = 0; ok && i < sizeof fds / sizeof fds[0]; i++) {
+        if (fds[i] < 0)
+            continue;
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+        ok = epoll_ctl(s->ep, EPOLL_CTL_ADD, fds[i], &ev) == 0;
+    }
+    atomic_store(&s->loop_stop, false);
+    if (ok && pthread_create(&s->loop_thread, NULL, loop_main, s) == 0) {
+        s->loop_started = true;
+        return OF_OK;
+    }
+    of_seterr(err, errlen, "http: cannot start the event loop: %s",
+              strerror(errno));
+    return OF_EFATAL;
+}
+
+static void loop_end(of_http_server *s)
+{
+    if (s->loop_started) {
+        atomic_store(&s->loop_stop, true);
+        loop_wake(s);
+        pthread_join(s->loop_thread, NULL);
+        s->loop_started = false;
+    }
+}
+
 void of_http_add_header(of_http_req *r, const char *name, const char *value)
 {
     if (!r || !name || !value)
@@ -472,9 +642,20 @@ void of_http_respond(of_http_req *r, unsigned status, const char *ctype,
     /* Resumed under r->mtx so that of_http_stop(), which takes every live
      * request's mutex before stopping MHD, never sees a connection that
      * is answered but still suspended. */
-    if (resume)
+    bool wake = false;
+    if (resume) {
         MHD_resume_connection(r->c);
+        if (r->s->loop) {
+            if (on_loop == r->s)
+                r->s->loop_resumed++; /* sent at the end of this turn */
+            else
+                wake = true;
+        }
+    }
+    of_http_server *s = r->s;
     pthread_mutex_unlock(&r->mtx);
+    if (wake)
+        loop_wake(s); /* r may be gone already: s is not */
 }
 
 void of_http_respond_json(of_http_req *r, unsigned status, cJSON *json)
@@ -793,6 +974,8 @@ static void on_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
         pthread_mutex_unlock(&s->cmtx);
         *socket_ctx = hc;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (s->loop)
+            s->loop_closed = true; /* on the loop thread: see mhd_run */
         http_conn *hc = *socket_ctx;
         if (!hc)
             return;
@@ -1144,6 +1327,12 @@ of_http_server *of_http_new(const of_http_opts *o, char *err, size_t errlen)
     }
     s->o = *o;
     s->quiesced_fd = -1;
+    s->loop = o->loop_fn != NULL;
+    s->ep = s->wake_fd = s->mhd_ep = -1;
+    if (!s->loop)
+        s->o.loop_fd = -1;
+    pthread_mutex_init(&s->lmtx, NULL);
+    pthread_cond_init(&s->lcv, NULL);
     if (o->bind_addr) {
         s->bind_addr = strdup(o->bind_addr);
         s->o.bind_addr = s->bind_addr;
@@ -1281,6 +1470,10 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
      * connection limit. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* Event-loop mode: external epoll, run by loop_main only (it also
+     * does the quiesce, so the race above cannot happen). */
+    if (s->loop)
+        flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;
     const struct sockaddr *sa = NULL;
@@ -1320,7 +1513,7 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
                                         (intptr_t)unescape_keep_nul, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
                                         (intptr_t)on_conn, s};
-    if (s->o.threads > 1)
+    if (s->o.threads > 1 && !s->loop)
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
                                             (intptr_t)s->o.threads, NULL};
     if (sa)
@@ -1343,6 +1536,11 @@ of_status of_http_start(of_http_server *s, char *err, size_t errlen)
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : s->o.port;
+    if (s->loop && loop_start(s, err, errlen) != OF_OK) {
+        MHD_stop_daemon(s->d);
+        s->d = NULL;
+        return OF_EFATAL;
+    }
     atomic_store(&s->reaper_stop, false);
     if (pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
         s->reaper_started = true;
@@ -1371,9 +1569,10 @@ void of_http_quiesce(of_http_server *s)
 {
     if (!s || !s->d || s->quiesced_fd >= 0)
         return;
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET)
-        s->quiesced_fd = fd; /* ours to close, after MHD_stop_daemon */
+    if (s->loop_started)
+        loop_ask(s, LOOP_QUIESCE); /* MHD is the loop thread's alone */
+    else
+        quiesce_now(s);
 }
 
 unsigned of_http_inflight(of_http_server *s)
@@ -1417,6 +1616,8 @@ void of_http_stop(of_http_server *s, int drain_ms)
             }
             pthread_mutex_unlock(&r->mtx);
         }
+        if (abandoned && s->loop_started)
+            loop_wake(s);
         if (abandoned) {
             /* Give the polling thread a moment to send those 503s:
              * MHD_stop_daemon closes connections without serving them. */
@@ -1436,11 +1637,18 @@ void of_http_stop(of_http_server *s, int drain_ms)
             pthread_join(s->reaper, NULL);
             s->reaper_started = false;
         }
+        loop_end(s); /* MHD is ours to stop only once the loop ended */
         MHD_stop_daemon(s->d);
         s->d = NULL;
     }
     if (s->quiesced_fd >= 0)
         close(s->quiesced_fd);
+    if (s->ep >= 0)
+        close(s->ep);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    pthread_cond_destroy(&s->lcv);
+    pthread_mutex_destroy(&s->lmtx);
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].path);
         free(s->routes[i].name);

@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -186,6 +187,7 @@ struct of_kafka_producer {
     rd_kafka_t *rk;
     pthread_t poller;
     bool poller_started;
+    int evfd[2]; /* served_by_caller: librdkafka writes a byte to [1] */
     atomic_bool stop;
     atomic_bool fatal;
     atomic_int brokers_up;
@@ -339,6 +341,22 @@ of_kafka_producer *of_kafka_producer_new(const of_kafka_producer_opts *o,
         return NULL;
     }
     conf = NULL; /* now owned by rk */
+    p->evfd[0] = p->evfd[1] = -1;
+    if (o->served_by_caller) {
+        /* librdkafka writes one byte when its main queue (delivery
+         * reports, errors, statistics) turns non-empty. */
+        if (pipe2(p->evfd, O_NONBLOCK | O_CLOEXEC) != 0) {
+            of_seterr(err, errlen, "kafka: cannot create a pipe: %s",
+                      strerror(errno));
+            rd_kafka_destroy(p->rk);
+            free(p);
+            return NULL;
+        }
+        rd_kafka_queue_t *mq = rd_kafka_queue_get_main(p->rk);
+        rd_kafka_queue_io_event_enable(mq, p->evfd[1], "1", 1);
+        rd_kafka_queue_destroy(mq);
+        return p;
+    }
     if (pthread_create(&p->poller, NULL, producer_poll_main, p) != 0) {
         of_seterr(err, errlen, "kafka: cannot start poll thread");
         rd_kafka_destroy(p->rk);
@@ -445,6 +463,23 @@ rd_kafka_t *of_kafka_producer_handle(of_kafka_producer *p)
     return p ? p->rk : NULL;
 }
 
+int of_kafka_producer_fd(of_kafka_producer *p)
+{
+    return p ? p->evfd[0] : -1;
+}
+
+void of_kafka_producer_serve(of_kafka_producer *p)
+{
+    if (!p || p->evfd[0] < 0)
+        return;
+    /* librdkafka writes one byte per period without polling: one read
+     * takes them all. */
+    char buf[64];
+    ssize_t r = read(p->evfd[0], buf, sizeof buf);
+    (void)r;
+    rd_kafka_poll(p->rk, 0);
+}
+
 void of_kafka_producer_destroy(of_kafka_producer *p, int timeout_ms)
 {
     if (!p)
@@ -465,6 +500,9 @@ void of_kafka_producer_destroy(of_kafka_producer *p, int timeout_ms)
             rd_kafka_poll(p->rk, 50);
     }
     rd_kafka_destroy(p->rk);
+    for (int i = 0; i < 2; i++)
+        if (p->evfd[i] >= 0)
+            close(p->evfd[i]);
     free(p);
 }
 

@@ -160,6 +160,40 @@ gw_acker *gw_acker_new(int64_t timeout_ms, gw_ack_answer_fn answer,
     return a;
 }
 
+gw_acker *gw_acker_new_manual(int64_t timeout_ms, gw_ack_answer_fn answer,
+                              gw_ack_free_fn free_data, void *ud)
+{
+    gw_acker *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return NULL;
+    a->timeout_ms = timeout_ms;
+    a->answer = answer;
+    a->free_data = free_data;
+    a->ud = ud;
+    atomic_init(&a->alive, 0);
+    pthread_mutex_init(&a->mu, NULL);
+    if (of_cond_init_mono(&a->cond) != 0) { /* unused, destroyed alike */
+        pthread_mutex_destroy(&a->mu);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+int64_t gw_acker_expire_due(gw_acker *a, int64_t now_ms)
+{
+    pthread_mutex_lock(&a->mu);
+    gw_ticket *chain = a->head != NULL && a->head->deadline_ms <= now_ms
+                           ? take_expired(a, now_ms)
+                           : NULL;
+    pthread_mutex_unlock(&a->mu);
+    (void)answer_chain(a, chain);
+    pthread_mutex_lock(&a->mu);
+    int64_t next = a->head != NULL ? a->head->deadline_ms : -1;
+    pthread_mutex_unlock(&a->mu);
+    return next;
+}
+
 gw_ticket *gw_acker_arm(gw_acker *a, void *data)
 {
     gw_ticket *t = calloc(1, sizeof *t);
@@ -182,7 +216,7 @@ gw_ticket *gw_acker_arm(gw_acker *a, void *data)
     a->waiting++;
     bool new_head = a->head == t;
     pthread_mutex_unlock(&a->mu);
-    if (new_head)
+    if (new_head && a->thread_started)
         pthread_cond_signal(&a->cond);
     return t;
 }

@@ -6,7 +6,8 @@
  * exactly once, by whichever comes first:
  *   - the delivery report (gw_acker_delivered): GW_ACK_OK or GW_ACK_FAILED;
  *   - the deadline (armed at creation, `timeout_ms` later): GW_ACK_TIMEOUT,
- *     answered by the acker's own timer thread.
+ *     answered by the acker's own timer thread (or, for a manual acker,
+ *     by its owner's gw_acker_expire_due).
  * A delivery report arriving after the deadline answered does nothing but
  * release the ticket: a 503 may be sent for an event that is in Kafka, a
  * 202 never for one that is not.
@@ -48,6 +49,16 @@ typedef void (*gw_ack_free_fn)(void *data);
 gw_acker *gw_acker_new(int64_t timeout_ms, gw_ack_answer_fn answer,
                        gw_ack_free_fn free_data, void *ud, char *err,
                        size_t errlen);
+
+/* The same without a timer thread: the owner calls gw_acker_expire_due()
+ * by each deadline it returns (an event loop). NULL when memory runs out. */
+gw_acker *gw_acker_new_manual(int64_t timeout_ms, gw_ack_answer_fn answer,
+                              gw_ack_free_fn free_data, void *ud);
+
+/* Answers every ticket whose deadline is <= now_ms (of_mono_ms) with
+ * GW_ACK_TIMEOUT, on the calling thread; returns the next deadline, or -1
+ * when no ticket waits. For a manual acker (harmless on the other). */
+int64_t gw_acker_expire_due(gw_acker *a, int64_t now_ms);
 
 /* Creates a ticket for `data` whose deadline is now + timeout_ms. The
  * ticket must later get exactly one gw_acker_delivered() call (also when

@@ -454,8 +454,15 @@ gw_ingest *gw_ingest_new(const gw_ingest_opts *o, char *err, size_t errlen)
         gw_ingest_free(g);
         return NULL;
     }
-    g->acker = gw_acker_new(o->ack_timeout_ms, answer, pending_free, g, err,
-                            errlen);
+    if (o->loop) {
+        g->acker = gw_acker_new_manual(o->ack_timeout_ms, answer,
+                                       pending_free, g);
+        if (g->acker == NULL)
+            of_seterr(err, errlen, "out of memory");
+    } else {
+        g->acker = gw_acker_new(o->ack_timeout_ms, answer, pending_free, g,
+                                err, errlen);
+    }
     if (g->acker == NULL) {
         gw_ingest_free(g);
         return NULL;
@@ -475,6 +482,14 @@ gw_ingest *gw_ingest_new(const gw_ingest_opts *o, char *err, size_t errlen)
         "Events acknowledged by Kafka after their request was answered 503",
         OF_NO_LABELS);
     return g;
+}
+
+int64_t gw_ingest_loop(void *ud, bool fd_ready)
+{
+    gw_ingest *g = ud;
+    if (fd_ready)
+        of_kafka_producer_serve(g->producer);
+    return gw_acker_expire_due(g->acker, of_mono_ms());
 }
 
 size_t gw_ingest_waiting(gw_ingest *g)

@@ -15,7 +15,8 @@
  *
  * The handler never blocks an HTTP thread on Kafka: it suspends the
  * request and returns; the answer comes from the producer's delivery
- * report thread or from the acker's deadline thread.
+ * report thread or from the acker's deadline thread, or, in event-loop
+ * mode, from gw_ingest_loop on the HTTP thread itself.
  */
 #ifndef GW_INGEST_H
 #define GW_INGEST_H
@@ -40,6 +41,9 @@ typedef struct gw_ingest_opts {
     bool allow_unsigned;         /* skip signature checks (nsecrets == 0) */
     int64_t ack_timeout_ms;      /* deadline for the delivery report */
     int retry_after_s;           /* Retry-After on 503 */
+    bool loop;                   /* event-loop mode: no deadline thread;
+                                    gw_ingest_loop serves the producer
+                                    (served_by_caller) and the deadlines */
 } gw_ingest_opts;
 
 /* Creates the handler state (copies the secrets and topic) and its
@@ -49,6 +53,13 @@ gw_ingest *gw_ingest_new(const gw_ingest_opts *o, char *err, size_t errlen);
 
 /* The of_http_handler for POST /v1/payments; ud is the gw_ingest. */
 void gw_ingest_handle(of_http_req *req, void *ud);
+
+/* Event-loop mode: the of_http_loop_fn (ud = the gw_ingest). Serves the
+ * producer's delivery reports, which answer their requests on this
+ * thread (when fd_ready: the producer's descriptor was readable), and
+ * answers the requests whose deadline passed; returns the next
+ * deadline. */
+int64_t gw_ingest_loop(void *ud, bool fd_ready);
 
 /* Requests waiting for their delivery report. */
 size_t gw_ingest_waiting(gw_ingest *g);

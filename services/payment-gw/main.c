@@ -52,8 +52,10 @@ static const of_cfg_entry cfg_table[] = {
      "(also the producer's delivery.timeout.ms)"},
     {"OF_GW_RETRY_AFTER", OF_CFG_DURATION, &cfg.retry_after_ms, "2s", 1000,
      3600000, 0, "Retry-After sent with 503 answers (whole seconds)"},
-    {"OF_HTTP_THREADS", OF_CFG_INT, &cfg.http_threads, "2", 1, 64, 0,
-     "libmicrohttpd threads (1 = one epoll thread, N = thread pool)"},
+    {"OF_HTTP_THREADS", OF_CFG_INT, &cfg.http_threads, "1", 1, 64, 0,
+     "1 = one event-loop thread serves HTTP, Kafka's delivery reports and "
+     "the deadlines; N = a pool of N libmicrohttpd threads, with a "
+     "delivery-report thread and a deadline thread"},
     {"OF_GW_SHUTDOWN_TIMEOUT", OF_CFG_DURATION, &cfg.shutdown_timeout_ms,
      "10s", 0, 600000, 0,
      "on SIGTERM: deadline for flushing the producer"},
@@ -175,6 +177,7 @@ int main(int argc, char **argv)
     gw_ingest *ingest = NULL;
     of_http_server *http = NULL;
 
+    bool loop = cfg.http_threads == 1;
     of_kafka_producer_opts po = {
         .brokers = cfg.c.kafka_brokers,
         .client_id = SERVICE,
@@ -183,6 +186,9 @@ int main(int argc, char **argv)
          * flight. OF_RDKAFKA_LINGER_MS overrides. */
         .linger_ms = 1,
         .message_timeout_ms = cfg.ack_timeout_ms,
+        /* One thread answers a request from its delivery report without
+         * handing it to another (gw_ingest_loop). */
+        .served_by_caller = loop,
     };
     producer = of_kafka_producer_new(&po, err, sizeof err);
     if (producer == NULL) {
@@ -202,6 +208,7 @@ int main(int argc, char **argv)
         .allow_unsigned = unsigned_mode,
         .ack_timeout_ms = cfg.ack_timeout_ms,
         .retry_after_s = (int)((cfg.retry_after_ms + 999) / 1000),
+        .loop = loop,
     };
     ingest = gw_ingest_new(&io, err, sizeof err);
     if (ingest == NULL) {
@@ -215,6 +222,9 @@ int main(int argc, char **argv)
         /* The connection limits come from OF_COMMON_CFG_ENTRIES. */
         .ready = ready,
         .ready_ud = producer,
+        .loop_fn = loop ? gw_ingest_loop : NULL,
+        .loop_ud = ingest,
+        .loop_fd = of_kafka_producer_fd(producer),
     };
     http = of_http_new(&ho, err, sizeof err);
     if (http == NULL) {

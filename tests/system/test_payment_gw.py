@@ -669,6 +669,38 @@ def test_graceful_shutdown_answers_in_flight(gw, kafka, ns):
     assert '"msg":"stopped"' in gw.log()
 
 
+def test_thread_pool_mode_answers_and_drains(gw_services, kafka, ns):
+    """OF_HTTP_THREADS=2: the libmicrohttpd pool with a delivery-report
+    thread and a deadline thread (the default is one event loop): answers
+    from other threads, and a SIGTERM with requests in flight."""
+    gw = gw_services.start("payment-gw", env={"OF_HTTP_THREADS": "2"})
+    n = 40
+    payloads = [payment() for _ in range(n)]
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        results = list(ex.map(lambda p: post_payment(gw.url, p, session=requests.Session()),
+                              payloads))
+    assert [r.status_code for r in results] == [202] * n
+    byid, _ = records_by_event(kafka, ns, n, timeout=30)
+    assert {r.json()["event_id"] for r in results} <= set(byid)
+    late: list = [None] * 20
+
+    def send(i):
+        try:
+            late[i] = post_payment(gw.url, payment(), timeout=60)
+        except requests.RequestException as exc:  # refused once stopped: fine
+            late[i] = exc
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(late))]
+    for t in threads:
+        t.start()
+    rc = gw.stop()
+    for t in threads:
+        t.join(60)
+    assert rc == 0, gw.log(50)
+    for r in late:
+        assert not isinstance(r, requests.Response) or r.status_code in (202, 503), r.text
+
+
 # --- operability -----------------------------------------------------------------
 
 

@@ -3,7 +3,9 @@
  * with libcurl: routing, 404/405+Allow, 413 (Content-Length and chunked),
  * problem+json, probes, /metrics, suspended requests answered from other
  * threads (single and 100 at once), races between respond and suspend,
- * and stop with a request still suspended.
+ * and stop with a request still suspended. Every test runs twice: with
+ * libmicrohttpd's own threads, and in event-loop mode (opts.loop_fn),
+ * which also answers from the loop thread and keeps loop_fn's deadline.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,6 +181,53 @@ static void h_race(of_http_req *r, void *ud)
 }
 
 /* --------------------------------------------------------------------- */
+/* Event-loop mode: /loop requests are answered by loop_fn               */
+
+static bool loop_mode;   /* the second run of every test */
+static int loop_efd = -1; /* the loop_fd: written to make loop_fn answer */
+static pthread_mutex_t lq_mtx = PTHREAD_MUTEX_INITIALIZER;
+static of_http_req *lq[QMAX];
+static size_t lq_n;
+static pthread_t handler_thread;
+static atomic_bool answered_on_handler_thread;
+static atomic_llong loop_due;      /* deadline loop_fn asks for, or -1 */
+static atomic_llong loop_late_run; /* of_mono_ms of a run at/after it */
+
+static void h_loop(of_http_req *r, void *ud)
+{
+    (void)ud;
+    handler_thread = pthread_self();
+    of_http_suspend(r);
+    pthread_mutex_lock(&lq_mtx);
+    lq[lq_n++] = r;
+    pthread_mutex_unlock(&lq_mtx);
+}
+
+static int64_t test_loop_fn(void *ud, bool fd_ready)
+{
+    (void)ud;
+    int64_t due = atomic_load(&loop_due);
+    if (due >= 0 && of_mono_ms() >= due) {
+        atomic_store(&loop_late_run, of_mono_ms());
+        atomic_store(&loop_due, -1);
+        due = -1;
+    }
+    if (fd_ready) {
+        uint64_t v;
+        assert_int_equal(read(loop_efd, &v, sizeof v), (ssize_t)sizeof v);
+        pthread_mutex_lock(&lq_mtx);
+        for (size_t i = 0; i < lq_n; i++) {
+            atomic_store(&answered_on_handler_thread,
+                         pthread_equal(pthread_self(), handler_thread));
+            of_http_respond(lq[i], 200, "text/plain", "from the loop", 13);
+        }
+        lq_n = 0;
+        pthread_mutex_unlock(&lq_mtx);
+    }
+    return due;
+}
+
+/* --------------------------------------------------------------------- */
 /* Fixture                                                                */
 
 static of_http_server *srv;
@@ -188,7 +238,9 @@ static of_http_server *make_server(unsigned threads)
     of_http_opts o = {.port = 0,
                       .bind_addr = "127.0.0.1",
                       .threads = threads,
-                      .ready = ready_cb};
+                      .ready = ready_cb,
+                      .loop_fn = loop_mode ? test_loop_fn : NULL,
+                      .loop_fd = loop_efd};
     char err[256];
     of_http_server *s = of_http_new(&o, err, sizeof err);
     assert_non_null(s);
@@ -221,6 +273,9 @@ static of_http_server *make_server(unsigned threads)
                      OF_OK);
     assert_int_equal(of_http_route(s, "GET", "/race", false, "/race", 0,
                                    h_race, NULL),
+                     OF_OK);
+    assert_int_equal(of_http_route(s, "GET", "/loop", false, "/loop", 0,
+                                   h_loop, NULL),
                      OF_OK);
     assert_int_equal(of_http_start(s, err, sizeof err), OF_OK);
     assert_true(of_http_port(s) > 0);
@@ -775,6 +830,55 @@ static void test_stop_with_suspended(void **state)
     snprintf(base, sizeof base, "%s", saved);
 }
 
+/* Event-loop mode: loop_fn answers on the thread that ran the handler,
+ * the answer goes out without any other event, and loop_fn runs by the
+ * deadline it returned even when nothing happens. */
+static void *loop_client(void *arg)
+{
+    resp *out = arg;
+    *out = req("GET", "/loop", NULL, 0);
+    return NULL;
+}
+
+static void test_loop_answers_and_deadline(void **state)
+{
+    (void)state;
+    if (!loop_mode)
+        skip();
+    for (int i = 0; i < 20; i++) {
+        resp out = {0};
+        pthread_t t;
+        pthread_create(&t, NULL, loop_client, &out);
+        int64_t until = of_mono_ms() + 10000;
+        for (;;) {
+            pthread_mutex_lock(&lq_mtx);
+            size_t n = lq_n;
+            pthread_mutex_unlock(&lq_mtx);
+            if (n == 1 || of_mono_ms() > until)
+                break;
+            usleep(1000);
+        }
+        uint64_t one = 1;
+        assert_int_equal(write(loop_efd, &one, sizeof one), (ssize_t)sizeof one);
+        pthread_join(t, NULL);
+        assert_int_equal(out.status, 200);
+        assert_string_equal(out.body.p, "from the loop");
+        assert_true(atomic_load(&answered_on_handler_thread));
+        resp_free(&out);
+    }
+    atomic_store(&loop_late_run, 0);
+    int64_t due = of_mono_ms() + 150;
+    atomic_store(&loop_due, due);
+    /* A request makes loop_fn run once and take the deadline. */
+    resp h = req("GET", "/healthz", NULL, 0);
+    resp_free(&h);
+    int64_t until = of_mono_ms() + 5000;
+    while (atomic_load(&loop_late_run) == 0 && of_mono_ms() < until)
+        usleep(5000);
+    assert_true(atomic_load(&loop_late_run) >= due);
+    assert_true(atomic_load(&loop_late_run) < due + 1000);
+}
+
 static void test_bad_start(void **state)
 {
     (void)state;
@@ -856,6 +960,9 @@ int main(void)
 {
     of_log_init("test_http", OF_LOG_ERROR);
     curl_global_init(CURL_GLOBAL_ALL);
+    loop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(loop_efd >= 0);
+    atomic_store(&loop_due, -1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_404_405, setup, teardown),
@@ -875,10 +982,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_with_suspended, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_answers_and_deadline, setup,
+                                        teardown),
         cmocka_unit_test(test_token_valid),
         cmocka_unit_test(test_mhd_message_reason),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("libmicrohttpd threads", tests, NULL, NULL);
+    loop_mode = true;
+    rc |= cmocka_run_group_tests_name("event loop", tests, NULL, NULL);
+    close(loop_efd);
     curl_global_cleanup();
     of_metrics_reset();
     return rc;

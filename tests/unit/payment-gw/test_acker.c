@@ -203,6 +203,40 @@ static void test_race(void **state)
     free(items);
 }
 
+/* Without a timer thread: nothing expires until the owner calls
+ * gw_acker_expire_due, which answers exactly the tickets due and returns
+ * the next deadline. */
+static void test_manual(void **state)
+{
+    (void)state;
+    gw_acker *a = gw_acker_new_manual(1000, on_answer, on_free, NULL);
+    assert_non_null(a);
+    assert_int_equal(gw_acker_expire_due(a, 0), -1);
+    item i1 = {0}, i2 = {0}, i3 = {0};
+    gw_ticket *t1 = gw_acker_arm(a, &i1);
+    int64_t d1 = gw_acker_expire_due(a, 0);
+    assert_true(d1 > 0);
+    sleep_ms(5);
+    gw_ticket *t2 = gw_acker_arm(a, &i2);
+    gw_ticket *t3 = gw_acker_arm(a, &i3);
+    assert_true(gw_acker_delivered(a, t3, GW_ACK_OK));
+    sleep_ms(50); /* no thread: nothing happens meanwhile */
+    assert_int_equal(atomic_load(&answered_total), 1);
+    assert_int_equal(gw_acker_expire_due(a, d1 - 1), d1);
+    int64_t d2 = gw_acker_expire_due(a, d1);
+    assert_int_equal(atomic_load(&i1.answers), 1);
+    assert_int_equal(atomic_load(&i1.outcome), GW_ACK_TIMEOUT);
+    assert_int_equal(atomic_load(&i2.answers), 0);
+    assert_true(d2 > d1);
+    assert_int_equal(gw_acker_expire_due(a, d2), -1);
+    assert_int_equal(atomic_load(&i2.outcome), GW_ACK_TIMEOUT);
+    assert_false(gw_acker_delivered(a, t1, GW_ACK_OK));
+    assert_false(gw_acker_delivered(a, t2, GW_ACK_OK));
+    assert_int_equal(gw_acker_alive(a), 0);
+    assert_int_equal(atomic_load(&freed_total), 3);
+    gw_acker_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +245,7 @@ int main(void)
         cmocka_unit_test_setup(test_deadline_then_late_success, reset),
         cmocka_unit_test_setup(test_expire_all, reset),
         cmocka_unit_test_setup(test_race, reset),
+        cmocka_unit_test_setup(test_manual, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -380,6 +380,13 @@ ntf_engine *ntf_engine_new(const ntf_config *cfg, char *err, size_t errlen)
     e->prod = of_kafka_producer_new(&po, err, errlen);
     if (!e->prod)
         goto fail;
+    /* A topic the producer has no handle of yet is looked up (metadata)
+     * when its first record is produced, and that record waits for the
+     * answer. */
+    for (size_t i = 0; i <= cfg->ntiers; i++)
+        e->warm[i] = rd_kafka_topic_new(of_kafka_producer_handle(e->prod),
+                                        i < cfg->ntiers ? e->t_retry[i] : e->t_dlq,
+                                        NULL);
 
     const char *topics[2 + NTF_MAX_TIERS + 1];
     size_t nt = 0;
@@ -444,6 +451,9 @@ void ntf_engine_free(ntf_engine *e)
          * offset was not stored, is consumed again. */
         int64_t left = e->drain_deadline_ms ? e->drain_deadline_ms - of_mono_ms()
                                             : 5000;
+        for (size_t i = 0; i <= NTF_MAX_TIERS; i++)
+            if (e->warm[i])
+                rd_kafka_topic_destroy(e->warm[i]);
         of_kafka_producer_destroy(e->prod, left > 500 ? (int)left : 500);
         e->prod = NULL;
     }

@@ -186,6 +186,10 @@ struct ntf_engine {
     of_kafka_consumer *cons;
     rd_kafka_t *rk;
     rd_kafka_queue_t *cq;
+    /* The producer's handles of the retry and DLQ topics, made at start so
+     * that their metadata is known before the first failure (see
+     * ntf_engine_new). */
+    rd_kafka_topic_t *warm[NTF_MAX_TIERS + 1];
     int evfd[2];
     ntf_sender *snd;
     of_sig_keys *sig; /* OF_NOTIFY_SECRET, keyed once */

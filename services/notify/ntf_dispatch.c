@@ -34,7 +34,7 @@ static void ntf_dr(void *ud, rd_kafka_resp_err_t err,
     ntf_engine *e = d->rec->e;
     d->dr_err = err;
     pthread_mutex_lock(&e->dr_mu);
-    ntf_list_push(&e->dr, d);
+    ntf_plist_push(&e->dr, d);
     pthread_mutex_unlock(&e->dr_mu);
     ntf_sender_wakeup(e->snd);
 }
@@ -88,7 +88,27 @@ void ntf_produce(ntf_engine *e, ntf_dlv *d)
                "cannot produce (%s), trying again: %s", of_status_str(st), err);
     }
     d->retry_at_ms = of_mono_ms() + NTF_REPRODUCE_MS;
-    ntf_list_push(&e->reproduce, d);
+    ntf_plist_push(&e->reproduce, d);
+}
+
+/* d goes to a retry tier or the DLQ (d->next, decided): its record is
+ * produced and its delivery log row (pending, retrying or dead) written at
+ * the same time; d is done when both are (two steps). The row before the
+ * acknowledgement is safe: d stays registered as in process until both
+ * are done, so its own retry record, which only exists once acknowledged,
+ * waits for it and cannot be recorded first; and if notify stops before
+ * the acknowledgement, the record's offset was not stored and the
+ * delivery is processed again (the row says what was last decided).
+ * Waiting for the acknowledgement before writing held the record in
+ * process for both, one after the other. */
+static void ntf_after_decided(ntf_engine *e, ntf_dlv *d)
+{
+    d->status = d->next.kind == NTF_NEXT_RETRY
+                    ? (d->deferred ? "pending" : "retrying")
+                    : "dead";
+    d->steps = 2;
+    ntf_list_push(&e->record, d);
+    ntf_produce(e, d);
 }
 
 void ntf_after_produced(ntf_engine *e, ntf_dlv *d)
@@ -101,12 +121,12 @@ void ntf_after_produced(ntf_engine *e, ntf_dlv *d)
                "record not acknowledged (%s), producing again",
                rd_kafka_err2str(d->dr_err));
         d->retry_at_ms = of_mono_ms() + NTF_REPRODUCE_MS;
-        ntf_list_push(&e->reproduce, d);
+        ntf_plist_push(&e->reproduce, d);
         return;
     }
     if (d->whole_record) {
         of_metric_add(e->m_dlq, 1, OF_LABELS(d->rec_dlq_class));
-        ntf_dlv_done(e, d);
+        ntf_dlv_step(e, d);
         return;
     }
     if (d->next.kind == NTF_NEXT_RETRY) {
@@ -118,10 +138,8 @@ void ntf_after_produced(ntf_engine *e, ntf_dlv *d)
                          ntf_channel_name(d->ch), "tier", tl),
                    "in retry tier, due in %" PRId64 " ms",
                    d->next.due_ms - of_now_ms());
-        d->status = d->deferred ? "pending" : "retrying";
     } else {
         of_metric_add(e->m_dlq, 1, OF_LABELS(d->next.dlq_class));
-        d->status = "dead";
         of_log(OF_LOG_WARN,
                OF_KV("delivery_id", d->id, "order_id", d->rec->oc.order_id,
                      "channel", ntf_channel_name(d->ch), "class",
@@ -129,8 +147,9 @@ void ntf_after_produced(ntf_engine *e, ntf_dlv *d)
                "delivery dead-lettered after %d attempt(s): %s", d->made,
                d->last_error);
     }
-    ntf_stage_set(e, d, NTF_ST_RECORDING);
-    ntf_list_push(&e->record, d);
+    if (d->steps > 1) /* its log write is still to finish */
+        ntf_stage_set(e, d, NTF_ST_RECORDING);
+    ntf_dlv_step(e, d);
 }
 
 /* A destination's breaker changed state: metrics and one log line. A
@@ -178,7 +197,7 @@ static void ntf_forbidden(ntf_engine *e, ntf_dlv *d, int cls, int64_t now)
                  "channel", cn, "address_class", cname),
            "delivery refused by the destination policy: the customer's URL "
            "leads to a non-public address");
-    ntf_produce(e, d);
+    ntf_after_decided(e, d);
 }
 
 static void ntf_on_sent(void *ud, const ntf_send_result *sr)
@@ -219,6 +238,7 @@ static void ntf_on_sent(void *ud, const ntf_send_result *sr)
                          "channel", cn, "trace_id", r->trace.trace_id),
                    "delivered (HTTP %ld, attempt %d)", http_status, d->made);
         d->status = "delivered";
+        d->steps = 1;
         ntf_stage_set(e, d, NTF_ST_RECORDING);
         ntf_list_push(&e->record, d);
         return;
@@ -241,7 +261,7 @@ static void ntf_on_sent(void *ud, const ntf_send_result *sr)
                OF_KV("delivery_id", d->id, "curl_code",
                      curl_easy_strerror((CURLcode)curl_code)),
                "transfer error: %s", sr->errmsg);
-    ntf_produce(e, d);
+    ntf_after_decided(e, d);
 }
 
 static struct curl_slist *ntf_headers(ntf_engine *e, ntf_dlv *d)
@@ -329,7 +349,7 @@ static void ntf_defer(void *ud, ntf_dest *dst, ntf_qitem *it, int64_t wait_ms)
                    "circuit open: deferred to tier %d (%d time(s))",
                    d->next.tier, d->next.deferrals);
     }
-    ntf_produce(e, d);
+    ntf_after_decided(e, d);
 }
 
 static void ntf_send(ntf_engine *e, ntf_dlv *d, bool probe)

@@ -259,7 +259,7 @@ void ntf_run_record(ntf_engine *e)
                    OF_KV("delivery_id", d->id, "order_id",
                          d->rec->oc.order_id, "status", d->status),
                    "delivery log row refused, left unrecorded: %s", err);
-            ntf_dlv_done(e, d);
+            ntf_dlv_step(e, d);
         } else if (st == OF_EPERMANENT) {
             /* Some row of the batch is refused for good: write them one
              * at a time, in order, so only that one is left out (as
@@ -277,7 +277,7 @@ void ntf_run_record(ntf_engine *e)
                 e->wr_single -= batch.n;
             atomic_store(&e->pg_ok, true);
             for (ntf_dlv *d; (d = ntf_list_pop(&batch));)
-                ntf_dlv_done(e, d);
+                ntf_dlv_step(e, d);
         }
     }
     if (!e->record.head || !ntf_worker_can_take(w))

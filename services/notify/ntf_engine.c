@@ -20,9 +20,9 @@
 static void ntf_drain_dr(ntf_engine *e)
 {
     pthread_mutex_lock(&e->dr_mu);
-    ntf_list l = ntf_list_take(&e->dr);
+    ntf_plist l = ntf_plist_take(&e->dr);
     pthread_mutex_unlock(&e->dr_mu);
-    for (ntf_dlv *d; (d = ntf_list_pop(&l));)
+    for (ntf_dlv *d; (d = ntf_plist_pop(&l));)
         ntf_after_produced(e, d);
 }
 
@@ -31,10 +31,10 @@ static void ntf_run_reproduce(ntf_engine *e)
     if (!e->reproduce.head)
         return;
     int64_t now = of_mono_ms();
-    ntf_list l = ntf_list_take(&e->reproduce);
-    for (ntf_dlv *d; (d = ntf_list_pop(&l));) {
+    ntf_plist l = ntf_plist_take(&e->reproduce);
+    for (ntf_dlv *d; (d = ntf_plist_pop(&l));) {
         if (d->retry_at_ms > now)
-            ntf_list_push(&e->reproduce, d);
+            ntf_plist_push(&e->reproduce, d);
         else
             ntf_produce(e, d);
     }

@@ -11,8 +11,9 @@
  *   QUEUED on its channel ->
  *   SENDING (breaker closed or probe) or deferred (breaker open) ->
  *   result: delivered -> RECORDING (batched upsert) -> done;
- *           transient/permanent/deferred -> PRODUCING (retry tier or DLQ,
- *           done when the broker acknowledged) -> RECORDING -> done.
+ *           transient/permanent/deferred -> PRODUCING (retry tier or DLQ)
+ *           and RECORDING (its pending/retrying/dead row) at once ->
+ *           done when the broker acknowledged and the row is written.
  * A record is done when all its deliveries are; its partition's offset is
  * stored when every earlier record of the partition is done too.
  *
@@ -145,7 +146,13 @@ typedef struct ntf_dlv {
     rd_kafka_resp_err_t dr_err;
     int64_t retry_at_ms; /* produce again after a failure */
     struct ntf_dlv *waiters, *wnext;
-    struct ntf_dlv *qnext;
+    struct ntf_dlv *qnext; /* check, record, a worker's batch */
+    struct ntf_dlv *pnext; /* dr, reproduce (produce path) */
+    /* Steps left before the delivery is done: 1 (its log write; or, for a
+     * whole record, its DLQ acknowledgement), or 2 for a delivery going to
+     * a retry tier or the DLQ: the record's acknowledgement by Kafka and
+     * the log write run at the same time (see ntf_after_decided). */
+    int steps;
     struct ntf_dlv *aprev, *anext; /* every live delivery (for teardown) */
 } ntf_dlv;
 
@@ -153,6 +160,12 @@ typedef struct ntf_list {
     ntf_dlv *head, *tail;
     size_t n;
 } ntf_list;
+
+/* A list through pnext: a delivery may wait for its acknowledgement (dr,
+ * reproduce) and for its log write (record, the writer's batch) at once. */
+typedef struct ntf_plist {
+    ntf_dlv *head, *tail;
+} ntf_plist;
 
 struct ntf_engine;
 
@@ -197,7 +210,8 @@ struct ntf_engine {
      * scheme, host, port; e-mail and SMS: one each). */
     ntf_sched sched;
     size_t tracked_pub; /* destinations tracked, as last published */
-    ntf_list check, record, reproduce;
+    ntf_list check, record;
+    ntf_plist reproduce;
     ntf_idmap ids;
     ntf_part *parts;
     ntf_part *last_part;
@@ -214,7 +228,7 @@ struct ntf_engine {
     char t_dlq[NTF_NAME_MAX];
     char group[NTF_NAME_MAX];
     pthread_mutex_t dr_mu;
-    ntf_list dr;
+    ntf_plist dr;
     _Atomic long pending_records;
     _Atomic bool pg_ok;
     _Atomic bool fatal;
@@ -266,6 +280,35 @@ static inline ntf_dlv *ntf_list_pop(ntf_list *l)
 static inline ntf_list ntf_list_take(ntf_list *l)
 {
     ntf_list r = *l;
+    memset(l, 0, sizeof *l);
+    return r;
+}
+
+static inline void ntf_plist_push(ntf_plist *l, ntf_dlv *d)
+{
+    d->pnext = NULL;
+    if (l->tail)
+        l->tail->pnext = d;
+    else
+        l->head = d;
+    l->tail = d;
+}
+
+static inline ntf_dlv *ntf_plist_pop(ntf_plist *l)
+{
+    ntf_dlv *d = l->head;
+    if (!d)
+        return NULL;
+    l->head = d->pnext;
+    if (!l->head)
+        l->tail = NULL;
+    d->pnext = NULL;
+    return d;
+}
+
+static inline ntf_plist ntf_plist_take(ntf_plist *l)
+{
+    ntf_plist r = *l;
     memset(l, 0, sizeof *l);
     return r;
 }
@@ -325,6 +368,9 @@ void ntf_rec_start(ntf_engine *e, ntf_msg *m, ntf_part *p);
  * waited for it, frees it, and finishes its record when it was the last
  * one (storing the partition's offset when the done prefix moved). */
 void ntf_dlv_done(ntf_engine *e, ntf_dlv *d);
+
+/* One of d's steps (d->steps) finished; ntf_dlv_done after the last. */
+void ntf_dlv_step(ntf_engine *e, ntf_dlv *d);
 
 /* Sets d's last error (printf-style). */
 void ntf_set_error(ntf_dlv *d, const char *fmt, ...) OF_PRINTF(2, 3);

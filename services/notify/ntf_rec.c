@@ -121,6 +121,12 @@ void ntf_dlv_done(ntf_engine *e, ntf_dlv *d)
         ntf_rec_done(e, r);
 }
 
+void ntf_dlv_step(ntf_engine *e, ntf_dlv *d)
+{
+    if (--d->steps <= 0)
+        ntf_dlv_done(e, d);
+}
+
 void ntf_set_error(ntf_dlv *d, const char *fmt, ...)
 {
     va_list ap;
@@ -198,6 +204,7 @@ void ntf_rec_start(ntf_engine *e, ntf_msg *m, ntf_part *p)
         ntf_dlv *d = ntf_dlv_new(r);
         d->whole_record = true;
         d->rec_dlq_class = cls;
+        d->steps = 1; /* the DLQ acknowledgement; no log row */
         ntf_set_error(d, "%s", err);
         ntf_produce(e, d);
     } else {

@@ -180,18 +180,24 @@ def test_two_transient_failures_then_success(kafka, ns, sink, services):
     v = outcome()
     produce_outcome(kafka, ns, v)
     # While the delivery waits out tier 2's 2 s, its record is held (the
-    # gauge is refreshed every 100 ms); sample until the third request.
+    # gauge is refreshed every 100 ms) and the delivery log says it is
+    # retrying (the row is written while its retry record is produced);
+    # sample until the third request.
     held_seen = 0.0
+    rows_seen = set()
     deadline = time.monotonic() + 90
     while len(sink.requests()) < 3 and time.monotonic() < deadline:
         if len(sink.requests()) == 2:
             held_seen = max(held_seen, metric(svc, "orderflow_notify_held_records"))
+            rows_seen.update((x["status"], x["attempts"], x["last_error"], x["last_http_status"])
+                             for x in deliveries(svc, v["order_id"]))
         time.sleep(0.05)
     reqs = sink.wait_for(3, timeout=1)
     time.sleep(2)
     reqs = sink.requests()
     assert [r.status for r in reqs] == [500, 500, 200]
     assert held_seen == 1
+    assert ("retrying", 2, "HTTP 500", 500) in rows_seen, rows_seen
     assert len({r.header("Idempotency-Key") for r in reqs}) == 1
     for r in reqs:
         check_signature(r)

@@ -199,16 +199,22 @@ def apply_migrations(pg: Postgres, db: str) -> None:
             c.execute(f.read_text())
 
 
-def dlq_count(bootstrap: str, topic: str) -> int:
-    """Records in the DLQ topic (sum of its partitions' high watermarks):
-    works for both implementations (the Go peer has no /metrics)."""
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-dlq-count"})
-    try:
-        return sum(c.get_watermark_offsets(TopicPartition(topic, i), timeout=5)[1]
-                   for i in range(PARTITIONS))
-    finally:
-        c.close()
+class DlqCounter:
+    """Records in the run's DLQ topic (sum of its partitions' high
+    watermarks), for both implementations (the Go peer has no /metrics).
+    One client for the whole run: a new one per query cost the broker a
+    connection, a metadata request and six ListOffsets each time."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        from confluent_kafka import Consumer, TopicPartition
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-dlq-count"})
+        self.tps = [TopicPartition(topic, i) for i in range(PARTITIONS)]
+
+    def count(self) -> int:
+        return sum(self.c.get_watermark_offsets(tp, timeout=5)[1] for tp in self.tps)
+
+    def close(self) -> None:
+        self.c.close()
 
 
 def notify_gauges(port: int) -> dict[str, float]:
@@ -329,14 +335,17 @@ def run_notify(impl: str, binary: Path, kafka: KafkaBroker, pg: Postgres, sink_b
         ok = 0
         dead = 0
         dead_at = 0.0
+        dlq = None
         timeline = []  # (s since start, 2xx at the sink, sink requests, dead-lettered)
         while time.monotonic() < deadline:
             st = sink.stats() or {}
             ok = st.get("ok", 0)
             g = notify_gauges(port) if impl != "go" else {}
             now = time.monotonic()
-            if fail_pct and (now - dead_at >= 1.0 or ok + dead >= want - 100):
-                dead = dlq_count(kafka.bootstrap, f"{prefix}notify.dlq")
+            if fail_pct and (now - dead_at >= 2.0 or ok + dead >= want - 200):
+                if dlq is None:
+                    dlq = DlqCounter(kafka.bootstrap, f"{prefix}notify.dlq")
+                dead = dlq.count()
                 dead_at = now
             timeline.append((round(now - t_start, 2), ok, st.get("requests", 0), dead,
                              int(g.get("pending", 0)), int(g.get("inflight", 0)),
@@ -394,6 +403,8 @@ def run_notify(impl: str, binary: Path, kafka: KafkaBroker, pg: Postgres, sink_b
             "t_s ok requests dead pending inflight held " + " ".join(STAGES) +
             " cpu_service cpu_kafka cpu_pg\n" +
             "".join(" ".join(str(x) for x in row) + "\n" for row in timeline))
+        if dlq is not None:
+            dlq.close()
         os.kill(svc_pid(), signal.SIGTERM)
         rc = proc.wait(120)
         if ok + dead < want:

@@ -105,12 +105,16 @@ def _hot_payments(payments: list[dict], hot: str) -> None:
 
 def run_scenario(stack: Stack, capsys, fault: Fault,
                  inject: Callable[[Stack, Fault, threading.Event], None],
-                 hot: bool = False, during_s: float | None = None) -> dict:
-    """Baseline, fault, after. `inject(stack, fault, stop)` runs in a thread
-    while the second batch of payments is posted and must return once
-    `stop` is set (or by itself), leaving the database healthy again. When
-    it leaves fault.injected at 0, the faults counted are inventory's batch
-    transactions that failed meanwhile (statements timed out, refused)."""
+                 hot: bool = False, during_s: float | None = None,
+                 prepare: Callable[[Stack, Fault], None] | None = None) -> dict:
+    """Baseline, fault, after. `prepare(stack, fault)`, when given, runs once
+    the baseline is done (what takes long to set up, so the fault itself
+    starts with the second batch). `inject(stack, fault, stop)` runs in a
+    thread while the second batch of payments is posted and must return
+    once `stop` is set (or by itself), leaving the database healthy again.
+    When it leaves fault.injected at 0, the faults counted are inventory's
+    batch transactions that failed meanwhile (statements timed out,
+    refused)."""
     svcs = stack.start_services()
     rng = random.Random(13)
     total = sum(PHASES)
@@ -131,6 +135,8 @@ def run_scenario(stack: Stack, capsys, fault: Fault,
     try:
         driver.run(before, RATE, phase="1-before")
         assert driver.drain(60), driver.summary()
+        if prepare is not None:
+            prepare(stack, fault)
 
         stop = threading.Event()
         errors: list[BaseException] = []
@@ -467,14 +473,22 @@ def test_read_only_database_never_dead_letters(request, tmp_path, kafka, pg, cap
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_max_connections_exhausted_never_dead_letters(request, tmp_path, kafka, pg, capsys):
-    """53300 too_many_connections: the test takes every connection slot
-    the server gives a non-superuser, then terminates the services'
-    backends so they must reconnect, and keeps taking every slot they
-    free, for 6 s."""
+    """53300 too_many_connections: once the baseline is through, the test
+    takes every connection slot the server gives a non-superuser (the
+    services keep the connections they have); with the second batch it
+    terminates the services' backends, so they must reconnect into a full
+    server, every 0.2 s for 6 s, taking any slot freed meanwhile. So that a
+    service cannot win a freed slot back in the instant between a
+    termination and the test's next grab (one did, on a loaded machine, and
+    the fault never hit), the role is also limited to the connections the
+    test holds (`ALTER ROLE ... CONNECTION LIMIT`: the same SQLSTATE
+    53300). fault.injected counts the services' backends terminated."""
     with _stack(request, tmp_path, kafka, pg) as stack:
         fault = Fault("max_connections exhausted for 6 s")
+        held: list = []
+        refused: list[str] = []
 
-        def grab(held: list, refused: list) -> None:
+        def grab() -> None:
             while True:
                 try:
                     held.append(psycopg.connect(stack.pg.dsn_for(stack.db_name), connect_timeout=5))
@@ -482,29 +496,32 @@ def test_max_connections_exhausted_never_dead_letters(request, tmp_path, kafka, 
                     refused.append(str(exc))
                     return
 
-        def inject(st: Stack, f: Fault, stop: threading.Event) -> None:
-            held: list = []
-            refused: list[str] = []
-            try:
-                grab(held, refused)
-                f.notes["connections_held"] = len(held)
-                deadline = time.monotonic() + 6.0
-                with st.pg.connect() as admin:  # a superuser's reserved slot
-                    while time.monotonic() < deadline:
-                        admin.execute(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = %s AND usename = 'orderflow' "
-                            "AND application_name <> '' AND pid <> pg_backend_pid()",
-                            (st.db_name,))
-                        grab(held, refused)
-                        time.sleep(0.2)
-                f.notes["connections_held"] = len(held)
-                f.notes["refusal"] = refused[0][:300] if refused else ""
-            finally:
-                for c in held:
-                    c.close()
+        def prepare(st: Stack, f: Fault) -> None:
+            grab()
+            f.notes["connections_held"] = len(held)
 
-        fig = run_scenario(stack, capsys, fault, inject)
+        def inject(st: Stack, f: Fault, stop: threading.Event) -> None:
+            with st.pg.connect() as admin:  # a superuser's reserved slot
+                def terminate() -> int:
+                    return admin.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = %s AND usename = 'orderflow' "
+                        "AND application_name <> '' AND pid <> pg_backend_pid()",
+                        (st.db_name,)).fetchone()[0]
+                try:
+                    admin.execute(f"ALTER ROLE orderflow CONNECTION LIMIT {len(held)}")
+                    deadline = time.monotonic() + 6.0
+                    while time.monotonic() < deadline:
+                        f.injected += terminate()
+                        grab()
+                        time.sleep(0.2)
+                    f.notes["refusal"] = refused[0][:300] if refused else ""
+                finally:
+                    admin.execute("ALTER ROLE orderflow CONNECTION LIMIT -1")
+                    for c in held:
+                        c.close()
+
+        fig = run_scenario(stack, capsys, fault, inject, prepare=prepare)
         assert "too many" in fig["refusal"] or "reserved" in fig["refusal"], fig["refusal"]
 
 

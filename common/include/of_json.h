@@ -90,4 +90,22 @@ cJSON *of_json_doc_release(of_json_doc *doc);
 /* Frees the tree and the rest of doc, and zeroes it. NULL-safe. */
 void of_json_doc_free(of_json_doc *doc);
 
+/* --- a per-thread arena for cJSON ------------------------------------------
+ * Between of_json_arena_begin() and of_json_arena_end() on a thread,
+ * cJSON's allocations on that thread come from a 32 KiB buffer of the
+ * thread's (reset by each begin; beyond it, malloc as usual) and
+ * cJSON_Delete gives nothing back for them: a parsed payment's tree is
+ * some forty nodes and strings, each otherwise a malloc and a free. What
+ * was allocated in the arena stays valid, and may be deleted, until the
+ * thread's next begin: free every such tree before that. Needs cJSON's
+ * hooks from of_oom_cjson_hooks(); text printed inside the arena must not
+ * be given to free(), so print outside it. */
+void of_json_arena_begin(void);
+void of_json_arena_end(void);
+
+/* For the hooks: n bytes from the active arena (NULL when none is active
+ * or it is full), and whether p lies in this thread's arena. */
+void *of_json_arena_alloc(size_t n);
+bool of_json_arena_owns(const void *p);
+
 #endif

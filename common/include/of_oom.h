@@ -24,8 +24,9 @@
 _Noreturn void of_oom(const char *where);
 
 /* Makes cJSON's allocations in this process fatal on failure, so that an
- * input is never taken for invalid JSON because memory ran out. Call once
- * at start, before any cJSON use. */
+ * input is never taken for invalid JSON because memory ran out, and lets
+ * them use of_json_arena_begin()'s per-thread arena. Call once at start,
+ * before any cJSON use. */
 void of_oom_cjson_hooks(void);
 
 /* malloc/calloc/realloc/strdup that never return NULL: on failure they

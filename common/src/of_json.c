@@ -419,3 +419,43 @@ void of_json_doc_free(of_json_doc *doc)
 {
     cJSON_Delete(of_json_doc_release(doc));
 }
+
+/* --------------------------------------------------------------------- */
+/* Per-thread arena                                                       */
+
+#define ARENA_SIZE (32 * 1024)
+
+static _Thread_local struct {
+    _Alignas(16) unsigned char buf[ARENA_SIZE];
+    size_t used;
+    bool active;
+} arena;
+
+void of_json_arena_begin(void)
+{
+    arena.used = 0;
+    arena.active = true;
+}
+
+void of_json_arena_end(void)
+{
+    arena.active = false;
+}
+
+void *of_json_arena_alloc(size_t n)
+{
+    if (!arena.active)
+        return NULL;
+    size_t need = (n + 15) & ~(size_t)15;
+    if (need < n || need > ARENA_SIZE - arena.used)
+        return NULL; /* full: malloc takes over */
+    void *p = arena.buf + arena.used;
+    arena.used += need;
+    return p;
+}
+
+bool of_json_arena_owns(const void *p)
+{
+    const unsigned char *c = p;
+    return c >= arena.buf && c < arena.buf + ARENA_SIZE;
+}

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "of_json.h"
 #include "of_log.h"
 
 _Noreturn void of_oom(const char *where)
@@ -28,15 +29,23 @@ _Noreturn void of_oom(const char *where)
 
 static void *cjson_malloc(size_t n)
 {
-    void *p = malloc(n);
+    void *p = of_json_arena_alloc(n); /* NULL unless an arena is active */
+    if (!p)
+        p = malloc(n);
     if (!p)
         of_oom("cJSON");
     return p;
 }
 
+static void cjson_free(void *p)
+{
+    if (!of_json_arena_owns(p)) /* arena memory goes back all at once */
+        free(p);
+}
+
 void of_oom_cjson_hooks(void)
 {
-    cJSON_Hooks h = {.malloc_fn = cjson_malloc, .free_fn = free};
+    cJSON_Hooks h = {.malloc_fn = cjson_malloc, .free_fn = cjson_free};
     cJSON_InitHooks(&h);
 }
 

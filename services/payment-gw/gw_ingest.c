@@ -20,6 +20,7 @@
 #include "gw_acker.h"
 #include "gw_event.h"
 #include "gw_validate.h"
+#include "of_json.h"
 #include "of_log.h"
 #include "of_metrics.h"
 #include "of_oom.h"
@@ -336,7 +337,11 @@ void gw_ingest_handle(of_http_req *req, void *ud)
 
     gw_payment p;
     cJSON *errors = NULL;
+    /* The tree and the errors are freed before this handler returns, so
+     * they may live in this thread's arena (of_json.h). */
+    of_json_arena_begin();
     of_status st = gw_validate(body, blen, &p, &errors);
+    of_json_arena_end();
     if (st != OF_OK) {
         if (st == OF_EFATAL) /* gw_validate: only allocation fails so */
             of_oom("validating a payment");

@@ -8,10 +8,13 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "of_json.h"
+#include "of_oom.h"
 
 static void test_int(void **state)
 {
@@ -218,6 +221,72 @@ static void test_add_int(void **state)
     cJSON_Delete(o);
 }
 
+/* The arena: nodes parsed inside it live in it, may be deleted after its
+ * end (nothing is given back), text printed outside it is malloc'ed; a
+ * tree larger than the arena spills over to malloc and is freed normally
+ * (ASan checks both); a new begin reuses the memory; a thread's arena is
+ * its own. */
+static void *arena_thread(void *arg)
+{
+    cJSON *other = arg;
+    of_json_arena_begin();
+    cJSON *mine = cJSON_Parse("{\"t\":2}");
+    of_json_arena_end();
+    bool ok = of_json_arena_owns(mine) && !of_json_arena_owns(other);
+    cJSON_Delete(mine);
+    return ok ? mine : NULL;
+}
+
+static void test_arena(void **state)
+{
+    (void)state;
+    of_oom_cjson_hooks();
+    of_json_arena_begin();
+    cJSON *a = cJSON_Parse("{\"payment_id\":\"pay_1\",\"items\":[{\"sku\":\"A\",\"qty\":2}]}");
+    of_json_arena_end();
+    assert_non_null(a);
+    assert_true(of_json_arena_owns(a));
+    assert_true(of_json_arena_owns(cJSON_GetObjectItem(a, "payment_id")->valuestring));
+    char *txt = cJSON_PrintUnformatted(a); /* outside: malloc'ed */
+    assert_false(of_json_arena_owns(txt));
+    assert_string_equal(txt, "{\"payment_id\":\"pay_1\",\"items\":[{\"sku\":\"A\",\"qty\":2}]}");
+    free(txt);
+    cJSON *outside = cJSON_CreateObject();
+    assert_false(of_json_arena_owns(outside));
+    cJSON_AddItemToObject(outside, "inner", a); /* mixed tree */
+    cJSON_Delete(outside);
+
+    pthread_t t;
+    void *res = NULL;
+    of_json_arena_begin();
+    cJSON *b = cJSON_Parse("[1,2,3]");
+    of_json_arena_end();
+    assert_ptr_equal(b, a); /* the memory is reused */
+    assert_int_equal(pthread_create(&t, NULL, arena_thread, b), 0);
+    pthread_join(t, &res);
+    assert_non_null(res);
+    cJSON_Delete(b);
+
+    /* ~3000 members: more than 32 KiB of nodes. */
+    size_t cap = 128 * 1024, len = 0;
+    char *big = malloc(cap);
+    assert_non_null(big);
+    big[len++] = '[';
+    for (int i = 0; i < 3000; i++)
+        len += (size_t)snprintf(big + len, cap - len, "%s\"s%d\"", i ? "," : "", i);
+    big[len++] = ']';
+    big[len] = '\0';
+    of_json_arena_begin();
+    cJSON *c = cJSON_Parse(big);
+    of_json_arena_end();
+    assert_int_equal(cJSON_GetArraySize(c), 3000);
+    assert_true(of_json_arena_owns(c));
+    assert_false(of_json_arena_owns(cJSON_GetArrayItem(c, 2999)));
+    cJSON_Delete(c);
+    free(big);
+    cJSON_InitHooks(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_doc_int_reads_the_text),
         cmocka_unit_test(test_str_and_print),
         cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

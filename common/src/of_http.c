@@ -563,7 +563,7 @@ static void *loop_main(void *arg)
 }
 
 /* Sets up the loop's epoll set and starts the loop thread. */
-static of_status loop_start(of_http_server *s, char *err, size_t errlen)
+static OF_MUST_CHECK of_status loop_start(of_http_server *s, char *err, size_t errlen)
 {
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);

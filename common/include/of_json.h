@@ -33,6 +33,15 @@ const char *of_json_str(const cJSON *obj, const char *name);
  * NULL on allocation failure. */
 char *of_json_print(const cJSON *item);
 
+/* Writes s as a JSON string, quotes included, byte for byte as cJSON
+ * prints it: '"', '\\' and the control characters escaped (\b \f \n \r
+ * \t by name, the others as \u00xx), every other byte (UTF-8 included)
+ * as it is. out needs room for OF_JSON_QUOTED_MAX(strlen(s)) bytes; a NUL
+ * follows. Returns the length written (without the NUL). For bodies
+ * written directly instead of through a cJSON tree. */
+#define OF_JSON_QUOTED_MAX(n) (6 * (n) + 3)
+size_t of_json_quote(char *out, const char *s);
+
 /* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool of_json_utf8_valid(const char *s, size_t len);
 

@@ -50,6 +50,38 @@ char *of_json_print(const cJSON *item)
     return item ? cJSON_PrintUnformatted(item) : NULL;
 }
 
+size_t of_json_quote(char *out, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    *o++ = '"';
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c >= 32 && *c != '"' && *c != '\\') {
+            *o++ = (char)*c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (*c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default: /* cJSON: "u%04x" */
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[*c >> 4];
+            *o++ = hex[*c & 15];
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
 /* Decodes one UTF-8 sequence at s (n bytes left); returns its length, or 0
  * when it is not a valid, shortest-form, non-surrogate scalar value. */
 static size_t utf8_seq(const unsigned char *s, size_t n)

@@ -68,6 +68,30 @@ static void test_str_and_print(void **state)
 
 #define V(s) of_json_utf8_valid(s, sizeof(s) - 1)
 
+/* of_json_quote writes what cJSON prints for a string, for every byte. */
+static void test_quote_as_cjson(void **state)
+{
+    (void)state;
+    char s[8], out[OF_JSON_QUOTED_MAX(7)];
+    for (int c = 1; c < 256; c++) {
+        s[0] = 'x';
+        s[1] = (char)c;
+        s[2] = (char)c;
+        s[3] = '"';
+        s[4] = '\\';
+        s[5] = '\0';
+        cJSON *j = cJSON_CreateString(s);
+        char *want = cJSON_PrintUnformatted(j);
+        size_t n = of_json_quote(out, s);
+        assert_string_equal(out, want);
+        assert_int_equal(n, strlen(want));
+        free(want);
+        cJSON_Delete(j);
+    }
+    assert_int_equal(of_json_quote(out, ""), 2);
+    assert_string_equal(out, "\"\"");
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -298,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_str_and_print),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_quote_as_cjson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

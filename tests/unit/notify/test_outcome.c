@@ -3,10 +3,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <cjson/cJSON.h>
 
 #include "ntf_outcome.h"
 #include "of_uuid.h"
@@ -254,6 +257,71 @@ static void test_compact(void **state)
     ntf_outcome_free(&o);
 }
 
+/* The body as the cJSON tree printed it before it was written directly. */
+static char *body_by_cjson(const ntf_outcome *o, const ntf_target *t,
+                           const char *id, const char *data)
+{
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "delivery_id", id);
+    cJSON_AddStringToObject(b, "event_id", o->event_id);
+    cJSON_AddStringToObject(b, "order_id", o->order_id);
+    cJSON_AddStringToObject(b, "channel", ntf_channel_name(t->channel));
+    cJSON_AddStringToObject(b, "to", t->to);
+    cJSON_AddStringToObject(b, "template", ntf_template_name(o->kind));
+    char *head = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    size_t hl = strlen(head), dl = strlen(data);
+    char *out = malloc(hl + 8 + dl + 2);
+    memcpy(out, head, hl - 1);
+    memcpy(out + hl - 1, ",\"data\":", 8);
+    memcpy(out + hl + 7, data, dl);
+    strcpy(out + hl + 7 + dl, "}");
+    free(head);
+    return out;
+}
+
+/* Every byte 1-255 in the strings of a body, alone and among others:
+ * the directly written body is byte for byte cJSON's. */
+static void test_body_matches_cjson(void **state)
+{
+    (void)state;
+    ntf_outcome o;
+    ntf_target t[NTF_CH_COUNT];
+    parse_ok(FULL, NULL, &o);
+    assert_int_equal(ntf_outcome_targets(&o, &ALL_URLS, -1, t), 3);
+    char id[40];
+    ntf_delivery_id(o.event_id, NTF_CH_EMAIL, id);
+    const char *ev = o.event_id, *ord = o.order_id, *to = t[0].to;
+    char one[2] = {0, 0}, mixed[16];
+    for (int c = 1; c < 256; c++) {
+        one[0] = (char)c;
+        snprintf(mixed, sizeof mixed, "a%cb%c\"", c, c);
+        const char *cases[][3] = {{one, ord, to}, {ev, one, to}, {ev, ord, one},
+                                  {mixed, mixed, mixed}, {"", "", ""}};
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            o.event_id = cases[k][0];
+            o.order_id = cases[k][1];
+            t[0].to = cases[k][2];
+            for (int kind = 0; kind < 2; kind++) {
+                o.kind = kind ? NTF_KIND_COMPENSATED : NTF_KIND_FULFILLED;
+                size_t len = 0;
+                char *got = ntf_delivery_body(&o, &t[0], id, &len);
+                char *want = body_by_cjson(&o, &t[0], id, FULL);
+                assert_non_null(got);
+                assert_string_equal(got, want);
+                assert_int_equal(len, strlen(want));
+                free(got);
+                free(want);
+            }
+        }
+    }
+    o.event_id = ev;
+    o.order_id = ord;
+    t[0].to = NULL; /* cJSON could not add a NULL string: no body */
+    assert_null(ntf_delivery_body(&o, &t[0], id, NULL));
+    ntf_outcome_free(&o);
+}
+
 static void test_channel_names(void **state)
 {
     (void)state;
@@ -275,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_targets),
         cmocka_unit_test(test_ids_and_body),
         cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_body_matches_cjson),
         cmocka_unit_test(test_channel_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -790,7 +790,9 @@ void of_http_req_set_trace(of_http_req *r, const char *trace_id)
 {
     if (!r)
         return;
-    snprintf(r->trace, sizeof r->trace, "%s", trace_id ? trace_id : "");
+    size_t n = trace_id ? strnlen(trace_id, sizeof r->trace - 1) : 0;
+    memcpy(r->trace, trace_id ? trace_id : "", n);
+    r->trace[n] = '\0';
 }
 
 void of_http_req_set_data(of_http_req *r, void *data)

@@ -350,6 +350,16 @@ static void ln_json_str(line *l, const char *s)
 /* Scrubs s and appends it as a JSON string. */
 static void ln_scrubbed(line *l, const char *s)
 {
+    /* Nothing to mask without an '@' (e-mail) and 7 digits (phone): most
+     * values (routes, methods, ids, reasons) are written as they are. */
+    size_t digits = 0;
+    const char *c = s;
+    for (; *c != '\0' && *c != '@'; c++)
+        digits += *c >= '0' && *c <= '9';
+    if (*c == '\0' && digits < 7) {
+        ln_json_str(l, s);
+        return;
+    }
     /* Masking at most triples a 1-char local part ("a@b.cd" grows by 3
      * in 6), so twice the input plus slack always fits. */
     size_t cap = 2 * strlen(s) + 16;

@@ -287,8 +287,22 @@ void of_trace_child(const of_trace *parent, of_trace *out)
 
 char *of_trace_format(const of_trace *t, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "00-%.32s-%.16s-%02x", t->trace_id, t->span_id,
-             t->flags);
+    if (outlen < OF_TRACEPARENT_LEN + 1 || strlen(t->trace_id) != 32 ||
+        strlen(t->span_id) != 16) {
+        snprintf(out, outlen, "00-%.32s-%.16s-%02x", t->trace_id, t->span_id,
+                 t->flags);
+        return out;
+    }
+    /* The same text without snprintf (once per request). */
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, "00-", 3);
+    memcpy(out + 3, t->trace_id, 32);
+    out[35] = '-';
+    memcpy(out + 36, t->span_id, 16);
+    out[52] = '-';
+    out[53] = hex[t->flags >> 4];
+    out[54] = hex[t->flags & 15];
+    out[55] = '\0';
     return out;
 }
 

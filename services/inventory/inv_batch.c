@@ -77,6 +77,16 @@ size_t inv_batch_count(inv_rec *const *recs, size_t n, inv_disposition d)
     return c;
 }
 
+int64_t inv_batch_wait_ms(size_t queued, size_t max, int64_t waited_ms,
+                          int64_t window_ms)
+{
+    if (queued == 0)
+        return -1;
+    if (queued >= max || waited_ms >= window_ms)
+        return 0;
+    return window_ms - waited_ms;
+}
+
 /* Marks the records of a committed transaction. */
 static void decide(inv_rec **recs, size_t n)
 {

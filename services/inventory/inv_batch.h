@@ -99,4 +99,16 @@ of_status inv_batch_apply(inv_rec **recs, size_t n, inv_apply_fn apply,
 /* Counts records of recs[0..n) with the given disposition. */
 size_t inv_batch_count(inv_rec *const *recs, size_t n, inv_disposition d);
 
+/* The batching rule of a free worker (group commit): with `queued`
+ * records waiting, the oldest for `waited_ms`, it takes them (up to `max`)
+ * when this returns 0, else waits the returned ms for more. With
+ * `window_ms` 0 (OF_INV_BATCH_MS's default) it takes whatever is queued at
+ * once: a lone record on an idle service goes alone, and the records that
+ * arrive while a batch runs form the next one, so batches grow with the
+ * load by themselves. A positive `window_ms` holds a batch until it is
+ * full or its oldest record has waited that long. Returns -1 when nothing
+ * is queued (wait for a record). */
+int64_t inv_batch_wait_ms(size_t queued, size_t max, int64_t waited_ms,
+                          int64_t window_ms);
+
 #endif

@@ -238,7 +238,9 @@ static void flow_control(consumer *c)
     of_metric_set(inv_m.paused, npaused > 0 ? 1 : 0, OF_NO_LABELS);
 }
 
-/* Hands a polled record to its worker (ownership moves with it). */
+/* Hands a polled record to its worker (ownership moves with it). The
+ * workers are woken once the whole poll is routed (wake_workers), so a
+ * free worker takes everything the fetch brought, not its first record. */
 static void route(consumer *c, rd_kafka_message_t *m)
 {
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -258,9 +260,15 @@ static void route(consumer *c, rd_kafka_message_t *m)
     w->q[w->qn].msg = m; /* owned by the queue now */
     w->q[w->qn].gen = gen_of(c, m->partition);
     w->qn++;
-    pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     of_metric_add(inv_m.consumed, 1, OF_NO_LABELS);
+}
+
+static void wake_workers(consumer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* ------------------------------------------------------------------ */
@@ -537,8 +545,9 @@ static void *worker_main(void *arg)
     while (!c->stop) {
         int64_t wait_ms = 1000;
         if (w->qn > 0) {
-            int64_t due = w->first_ms + batch_ms - of_mono_ms();
-            if (w->qn >= max || due <= 0) {
+            int64_t due = inv_batch_wait_ms(w->qn, max, of_mono_ms() - w->first_ms,
+                                            batch_ms);
+            if (due == 0) {
                 if (take_batch(w, max) != OF_OK) {
                     pthread_mutex_unlock(&c->mu);
                     inv_app_fatal("inventory worker: a record's content "
@@ -686,10 +695,13 @@ of_status inv_consumer_run(const inv_consumer_opts *o, char *err, size_t errlen)
         /* Wait for a record, then take what is already fetched (up to a
          * bound) without waiting; then look at the queues. */
         rd_kafka_message_t *m = of_kafka_consumer_poll(c->kc, POLL_MS);
+        bool routed = m != NULL;
         for (int k = 0; m != NULL; k++) {
             route(c, m); /* m: owned by its worker's queue now */
             m = k < 500 ? of_kafka_consumer_poll(c->kc, 0) : NULL;
         }
+        if (routed)
+            wake_workers(c);
         /* Fenced by another process with our instance id, or another
          * fatal error of the consumer: stop (exit 1) with its reason. */
         if (of_kafka_consumer_failed(c->kc, err, errlen)) {

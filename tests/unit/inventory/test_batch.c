@@ -211,6 +211,30 @@ static void test_nothing_pending(void **state)
     assert_int_equal(f.calls, 0);
 }
 
+/* OF_INV_BATCH_MS 0 (the default): a free worker takes what is queued at
+ * once, one record or many (up to the maximum), without waiting. */
+static void test_group_commit_rule(void **state)
+{
+    (void)state;
+    assert_int_equal(inv_batch_wait_ms(0, 200, 0, 0), -1);
+    assert_int_equal(inv_batch_wait_ms(1, 200, 0, 0), 0);
+    assert_int_equal(inv_batch_wait_ms(37, 200, 0, 0), 0);
+    assert_int_equal(inv_batch_wait_ms(500, 200, 0, 0), 0);
+}
+
+/* A positive window holds a batch until it is full or its oldest record
+ * has waited the window. */
+static void test_window_rule(void **state)
+{
+    (void)state;
+    assert_int_equal(inv_batch_wait_ms(0, 200, 0, 20), -1);
+    assert_int_equal(inv_batch_wait_ms(1, 200, 0, 20), 20);
+    assert_int_equal(inv_batch_wait_ms(1, 200, 15, 20), 5);
+    assert_int_equal(inv_batch_wait_ms(1, 200, 20, 20), 0);
+    assert_int_equal(inv_batch_wait_ms(1, 200, 25, 20), 0);
+    assert_int_equal(inv_batch_wait_ms(200, 200, 0, 20), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +245,8 @@ int main(void)
         cmocka_unit_test(test_transient_keeps_pending),
         cmocka_unit_test(test_transient_during_split),
         cmocka_unit_test(test_nothing_pending),
+        cmocka_unit_test(test_group_commit_rule),
+        cmocka_unit_test(test_window_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import os
-import queue
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -123,10 +122,28 @@ def signed_bodies(n: int, tag: str, sink_url: str) -> list[tuple[str, bytes, str
     return out
 
 
+LOADER: Path | None = None  # the compiled e2e_load.c (Stack.start builds it)
+
+
+def build_loader(work: Path) -> Path:
+    """Compiles e2e_load.c into work/ (once per process)."""
+    global LOADER
+    if LOADER is None or not LOADER.exists():
+        binary = work / "e2e_load"
+        subprocess.run(["cc", "-O2", "-std=c17", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
+                        str(HERE / "e2e_load.c"),
+                        "-o", str(binary)], check=True)
+        LOADER = binary
+    return LOADER
+
+
 class OpenLoop:
-    """Posts bodies at a constant rate from `workers` keep-alive connections.
-    sched[i] is the scheduled time of body i; status[i], done[i] (monotonic
-    time of the response) are filled by the workers."""
+    """Posts bodies at a constant rate from `workers` keep-alive connections
+    (e2e_load.c: one epoll thread; the Python threads it replaced cost 0.25
+    ms of CPU per order, most of a core at 3 000 orders/s, on the two cores
+    the pipeline runs on). sched[i] is the scheduled time of body i,
+    status[i] its HTTP status (-1: no answer), done[i] the monotonic time
+    of the answer; filled by run()."""
 
     def __init__(self, port: int, bodies, rate: float, workers: int = 48):
         self.port, self.bodies, self.rate, self.workers = port, bodies, rate, workers
@@ -134,61 +151,35 @@ class OpenLoop:
         self.sched = [0.0] * n
         self.status = [0] * n
         self.done = [0.0] * n
-        self.q: queue.Queue = queue.Queue()
         self.late_max = 0.0
-
-    def _worker(self) -> None:
-        conn = None
-        while True:
-            item = self.q.get()
-            if item is None:
-                break
-            i = item
-            _oid, body, sig = self.bodies[i]
-            for _attempt in range(2):
-                try:
-                    if conn is None:
-                        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                    conn.request("POST", "/v1/payments", body=body,
-                                 headers={"Content-Type": "application/json", "X-Signature": sig})
-                    r = conn.getresponse()
-                    r.read()
-                    self.status[i] = r.status
-                    break
-                except (OSError, http.client.HTTPException):
-                    self.status[i] = -1
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                    conn = None
-            self.done[i] = time.monotonic()
-        if conn is not None:
-            conn.close()
+        self.cpu_s = 0.0
 
     def run(self) -> float:
         """Blocks until every body is sent and answered; returns the achieved
         send rate (bodies / time between first and last dispatch)."""
-        ts = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.workers)]
-        for t in ts:
-            t.start()
-        t0 = time.monotonic() + 0.05
-        period = 1.0 / self.rate
-        for i in range(len(self.bodies)):
-            s = t0 + i * period
-            self.sched[i] = s
-            now = time.monotonic()
-            if s > now:
-                time.sleep(s - now)
-            else:
-                self.late_max = max(self.late_max, now - s)
-            self.q.put(i)
-        t_last = time.monotonic()
-        for _ in ts:
-            self.q.put(None)
-        for t in ts:
-            t.join()
-        return len(self.bodies) / max(1e-6, t_last - t0)
+        loader = LOADER or build_loader(Path(tempfile.mkdtemp(prefix="of-bench-load-")))
+        with tempfile.TemporaryDirectory(prefix="of-bench-load-") as d:
+            inp, outp = Path(d) / "in", Path(d) / "out"
+            with open(inp, "wb") as f:
+                for _oid, body, sig in self.bodies:
+                    f.write(sig.encode() + b"\t" + body + b"\n")
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            r = subprocess.run([str(loader), str(self.port), repr(float(self.rate)),
+                                str(self.workers), str(inp), str(outp)],
+                               capture_output=True, text=True, check=True)
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # the generator's own CPU seconds
+            self.cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+            summary = json.loads(r.stdout.strip().splitlines()[-1])
+            with open(outp) as f:
+                for line in f:
+                    i, sched, done, status = line.split()
+                    i = int(i)
+                    self.sched[i] = int(sched) / 1e9
+                    self.done[i] = int(done) / 1e9
+                    self.status[i] = int(status)
+        self.late_max = summary["late_max_s"]
+        return summary["achieved_rate"]
 
 
 # --- the stack -----------------------------------------------------------------------
@@ -215,6 +206,7 @@ class Stack:
         self.kafka.create_topics([self.prefix + t for t in topic_names(3)], partitions=PARTITIONS)
         self.db = self.pg.create_database("e2e_bench")
         self.sink = Sink(self.work)
+        build_loader(self.work)
         common = {"OF_KAFKA_BROKERS": self.kafka.bootstrap, "OF_TOPIC_PREFIX": self.prefix,
                   "OF_LOG_LEVEL": "warn", "OF_MIGRATIONS_DIR": str(ROOT / "deploy" / "sql"),
                   "OF_PG_DSN": self.pg.dsn_for(self.db), "OF_ADMIN_TOKEN": ADMIN,
@@ -364,6 +356,47 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+# --- clocks ------------------------------------------------------------------------------
+
+
+class ClockMap(threading.Thread):
+    """Maps wall-clock stamps (Kafka CreateTime, PostgreSQL now()) onto the
+    monotonic clock of the load generator and the sink. The offset between
+    the two is not constant: on the benchmark machine (a VM) the wall clock
+    gained 5 ms per second on the monotonic one, so one offset taken after
+    a 20 s step put stages off by up to 100 ms. It is sampled every 0.2 s
+    while the step runs, and each stamp uses the sample nearest to it."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float]] = []  # (wall, wall - mono)
+        self._halt = threading.Event()
+        self._sample()
+
+    def _sample(self) -> None:
+        m0 = time.monotonic()
+        w = time.time()
+        m1 = time.monotonic()
+        self.samples.append((w, w - (m0 + m1) / 2))
+
+    def run(self) -> None:
+        while not self._halt.wait(0.2):
+            self._sample()
+
+    def finish(self) -> "ClockMap":
+        self._halt.set()
+        self.join(2)
+        self._sample()
+        return self
+
+    def to_mono(self, wall: float) -> float:
+        import bisect
+        i = bisect.bisect_left(self.samples, (wall,))
+        near = [self.samples[j] for j in (i - 1, i) if 0 <= j < len(self.samples)]
+        _, off = min(near, key=lambda s: abs(s[0] - wall))
+        return wall - off
+
+
 # --- one constant-rate step ---------------------------------------------------------------
 
 
@@ -380,6 +413,8 @@ def step(stack: Stack, rate: float, seconds: float, tag: str, drain: float,
     stack.sink.read_new()  # skip whatever earlier steps left
     since = {t: stack.ends(t) for t in ("payment.success", "order.fulfilled")}
     pg0 = pg_activity(stack)
+    clock = ClockMap()
+    clock.start()
     busy0, t_busy0 = machine_busy_seconds(), time.monotonic()
     achieved = gen.run()
     t_sent = time.monotonic()
@@ -401,6 +436,7 @@ def step(stack: Stack, rate: float, seconds: float, tag: str, drain: float,
             break
         time.sleep(0.25)
     t_drained = time.monotonic()
+    clock.finish()
     if settle > 0 and complete < len(accepted):
         left = {i for i in accepted if len(arrivals.get(i, ())) < CHANNELS}
         done_at: dict[int, int] = {}
@@ -428,7 +464,7 @@ def step(stack: Stack, rate: float, seconds: float, tag: str, drain: float,
     span = last_arrival - gen.sched[0]
     res = {
         "offered_rate": rate, "seconds": seconds, "orders": n, "achieved_send_rate": achieved,
-        "generator_late_max_s": gen.late_max,
+        "generator_late_max_s": gen.late_max, "generator_cpu_s": gen.cpu_s,
         "accepted": len(accepted), "non_202": n - len(accepted), "complete": len(lat),
         "completion_rate": len(lat) / span if span > 0 else 0.0,
         "drain_wait_s": t_drained - t_sent,
@@ -444,6 +480,7 @@ def step(stack: Stack, rate: float, seconds: float, tag: str, drain: float,
     }
     res.update(tail_spread({i: gen.sched[i] - gen.sched[0] for i in lat}, lat))
     res["_since"] = since
+    res["_clock"] = clock
     res["_sched"] = {bodies[i][0]: gen.sched[i] for i in accepted}
     res["_arrivals"] = {bodies[i][0]: max(arrivals[i][:CHANNELS]) for i in lat}
     res["_gw_done"] = {bodies[i][0]: gen.done[i] for i in accepted}
@@ -496,23 +533,60 @@ def passed(r: dict) -> tuple[bool, str]:
 def orders_created(stack: Stack, keys) -> dict[str, float]:
     """order_id -> orders.created_at (unix s): now() of the batch
     transaction that decided the order."""
-    try:
-        return {oid: float(at) for oid, at in stack.pg.query(
-            stack.db, "SELECT order_id, extract(epoch FROM created_at) FROM orders"
-            " WHERE order_id = ANY(%s)", (list(keys),))}
-    except Exception as e:  # noqa: BLE001
-        log(f"e2e:   orders.created_at unavailable: {e}")
-        return {}
+    return {k: v[0] for k, v in orders_times(stack, keys).items()}
+
+
+def orders_times(stack: Stack, keys) -> dict[str, tuple[float, float | None]]:
+    """order_id -> (orders.created_at, commit time) in unix s: now() of the
+    batch transaction that decided the order (its start) and, when the
+    cluster tracks commit timestamps (track_commit_timestamp, which
+    bench/e2e/ab.py turns on), the time it committed (else None)."""
+    sql = ("SELECT order_id, extract(epoch FROM created_at), {} FROM orders"
+           " WHERE order_id = ANY(%s)")
+    for commit in ("extract(epoch FROM pg_xact_commit_timestamp(xmin))", "NULL"):
+        try:
+            return {oid: (float(at), float(c) if c is not None else None)
+                    for oid, at, c in stack.pg.query(stack.db, sql.format(commit),
+                                                     (list(keys),))}
+        except Exception as e:  # noqa: BLE001
+            why = e
+    log(f"e2e:   orders.created_at unavailable: {why}")
+    return {}
+
+
+# The stages of an order, a partition of its end-to-end latency (each is
+# the difference of two consecutive stamps, so their sum is the whole):
+STAGES = (
+    # POST scheduled -> payment.success CreateTime: the load generator's
+    # queue, HTTP, payment-gw's checks (its produce() call stamps the record)
+    ("gw_in", "payment-gw until its produce call"),
+    # payment.success CreateTime -> orders.created_at (now() at BEGIN of the
+    # batch transaction): the producer's linger and request, the consumer's
+    # fetch (fetch.wait.max.ms / fetch.min.bytes), the worker's queue and
+    # its batch wait (OF_INV_BATCH_MS)
+    ("to_tx", "Kafka, inventory's fetch, queue and batch wait"),
+    # orders.created_at -> commit (only with commit timestamps)
+    ("tx", "inventory's transaction until its commit"),
+    # commit (or BEGIN) -> order.fulfilled CreateTime: NOTIFY, the relay's
+    # round (read, render, produce call)
+    ("relay", "the relay until its produce call"),
+    # order.fulfilled CreateTime -> last of the 3 notifications at the sink:
+    # the relay producer's linger and request, notify's fetch, lookup and
+    # the HTTP requests
+    ("notify", "Kafka, notify's fetch, lookup and requests"),
+)
 
 
 def stage_p99s(stack: Stack, r: dict) -> dict:
-    """Per-stage p99 of the orders of step r from Kafka record timestamps
-    (CreateTime, ms): gw = POST answered - scheduled; inventory =
-    order.fulfilled - payment.success; notify = last notification -
-    order.fulfilled. Wall-clock stamps are mapped onto the monotonic clock."""
-    off = time.time() - time.monotonic()
+    """Per-stage figures of the orders of step r from Kafka record
+    timestamps (CreateTime, ms) and the orders' transaction times:
+    gw = POST answered - scheduled; inventory = order.fulfilled -
+    payment.success; notify = last notification - order.fulfilled (p99s),
+    and `split`: p50 and p99 of each of STAGES. Wall-clock stamps are
+    mapped onto the monotonic clock."""
+    mono = r["_clock"].to_mono
     want = set(r["_sched"])
-    ts = {t: {k: v - off for k, v in stack.read_keys(t, r["_since"][t], want, 60).items()}
+    ts = {t: {k: mono(v) for k, v in stack.read_keys(t, r["_since"][t], want, 60).items()}
           for t in ("payment.success", "order.fulfilled")}
     gw = sorted(r["_gw_done"][k] - r["_sched"][k] for k in want)
     inv = sorted(ts["order.fulfilled"][k] - ts["payment.success"][k] for k in want
@@ -523,11 +597,30 @@ def stage_p99s(stack: Stack, r: dict) -> dict:
     # created_at = now() of that transaction: consume, queue for a worker,
     # batch wait) and from then to order.fulfilled (the transaction, the
     # relay's round and its produce call)
-    created = {k: v - off for k, v in orders_created(stack, want).items()}
+    times = {k: (mono(a), None if c is None else mono(c))
+             for k, (a, c) in orders_times(stack, want).items()}
+    created = {k: v[0] for k, v in times.items()}
     inv_in = sorted(created[k] - ts["payment.success"][k] for k in created
                     if k in ts["payment.success"])
     inv_out = sorted(ts["order.fulfilled"][k] - created[k] for k in created
                      if k in ts["order.fulfilled"])
+    # the partition of each complete order's latency into STAGES
+    per: dict[str, list[float]] = {name: [] for name, _ in STAGES}
+    for k, last in r["_arrivals"].items():
+        if k not in times or k not in ts["payment.success"] or k not in ts["order.fulfilled"]:
+            continue
+        began, committed = times[k]
+        ps, of = ts["payment.success"][k], ts["order.fulfilled"][k]
+        per["gw_in"].append(ps - r["_sched"][k])
+        per["to_tx"].append(began - ps)
+        if committed is not None:
+            per["tx"].append(committed - began)
+            per["relay"].append(of - committed)
+        else:
+            per["relay"].append(of - began)
+        per["notify"].append(last - of)
+    split = {name: {"p50_s": percentile(sorted(v), 50), "p99_s": percentile(sorted(v), 99),
+                    "n": len(v)} for name, v in per.items() if v}
     # the slowest 1 % of the orders end to end: the median time each spent
     # in each stage (which stage a stall holds them in)
     e2e_lat = {k: r["_arrivals"][k] - r["_sched"][k] for k in r["_arrivals"]}
@@ -543,11 +636,17 @@ def stage_p99s(stack: Stack, r: dict) -> dict:
                "inventory_tx_to_out_s": med(ts["order.fulfilled"][k] - created[k] for k in slow),
                "notify_s": med(r["_arrivals"][k] - ts["order.fulfilled"][k] for k in slow)}
     return {"gw_p99_s": percentile(gw, 99), "inventory_p99_s": percentile(inv, 99),
-            "slowest_1pct_medians": slowest,
+            "slowest_1pct_medians": slowest, "split": split,
             "notify_p99_s": percentile(ntf, 99), "n": [len(gw), len(inv), len(ntf)],
             "inventory_to_tx_p99_s": percentile(inv_in, 99),
             "inventory_tx_to_out_p99_s": percentile(inv_out, 99),
             "inventory_p50_s": percentile(inv, 50)}
+
+
+def split_text(split: dict) -> str:
+    """One line: each stage's p50 / p99 in ms."""
+    return ", ".join(f"{name} {v['p50_s'] * 1000:.1f} / {v['p99_s'] * 1000:.1f}"
+                     for name, v in split.items())
 
 
 # --- each component alone -------------------------------------------------------------
@@ -637,7 +736,6 @@ def alone_p99s(stack: Stack, rate: float, seconds: float) -> dict:
                   payment-gw and inventory stopped.
     Every service is running again when this returns."""
     n = max(20, int(rate * seconds))
-    off = time.time() - time.monotonic()
     out: dict = {"rate": rate, "seconds": seconds, "orders": n}
 
     # payment-gw alone
@@ -675,6 +773,8 @@ def alone_p99s(stack: Stack, rate: float, seconds: float) -> dict:
                interval=1.0, message="notify caught up")
     stack.sink.read_new()
     recs = fulfilled_records(n, "antf", stack.sink.url)
+    clock = ClockMap()
+    clock.start()
     sent = produce_open_loop(stack.kafka.bootstrap, stack.prefix + "order.fulfilled", recs, rate)
     arrivals: dict[str, list[float]] = {}
     deadline = time.monotonic() + 60
@@ -685,7 +785,8 @@ def alone_p99s(stack: Stack, rate: float, seconds: float) -> dict:
         if sum(1 for v in arrivals.values() if len(v) >= CHANNELS) >= len(sent):
             break
         time.sleep(0.25)
-    ntf = sorted(max(v[:CHANNELS]) + off - sent[k] for k, v in arrivals.items()
+    clock.finish()
+    ntf = sorted(max(v[:CHANNELS]) - clock.to_mono(sent[k]) for k, v in arrivals.items()
                  if len(v) >= CHANNELS and k in sent)
     out["notify_p99_s"], out["notify_ok"] = percentile(ntf, 99), len(ntf)
     log(f"e2e:   notify alone: p99 {out['notify_p99_s'] * 1000:.1f} ms ({len(ntf)}/{n} complete)")
@@ -768,7 +869,7 @@ def run(bin_dir: Path, quick: bool, start_rate: float, max_rate: float | None = 
         log("e2e: settling 15 s after the ramp")
         time.sleep(15)
         out["sustained_completion_rate"] = best["completion_rate"]
-        fracs = [0.25, 0.5] if quick else [0.1, 0.25, 0.5, 0.75]
+        fracs = [0.1, 0.5] if quick else [0.1, 0.25, 0.5, 0.75]
         for fr in fracs:
             rt = sustained * fr
             secs = fig_s if fr == 0.5 else lat_s
@@ -785,12 +886,14 @@ def run(bin_dir: Path, quick: bool, start_rate: float, max_rate: float | None = 
                     f"second {r['tail_worst_second']} of the step")
             row = {k2: v for k2, v in r.items() if not k2.startswith("_")}
             row["fraction"] = fr
-            if fr == 0.5:
+            # where the time goes: at 10 % (what an order costs when the
+            # pipeline is nearly idle) and at the figure's 50 %
+            if fr in (0.1, 0.5):
                 try:
                     row["stages"] = stage_p99s(stack, r)
-                    log(f"e2e:   stage p99s: {row['stages']}")
+                    log(f"e2e:   stages p50 / p99 ms: {split_text(row['stages']['split'])}")
                 except Exception as e:  # noqa: BLE001
-                    log(f"e2e:   stage p99s unavailable: {e}")
+                    log(f"e2e:   stage split unavailable: {e}")
             out["latency"].append(row)
             time.sleep(2)
         out["rss_peak_kib"] = sampler.finish()  # of the end-to-end run only

@@ -243,6 +243,35 @@ def figures(res: dict) -> list[dict]:
                  "value": e2e.get("sustained_rate"), "baseline": base, "unit": "/s",
                  "baseline_label": f"min component: {base_name}", "ratio": r, "goal": ">= 0.5",
                  "met": None if r is None else r >= 0.5, "note": note})
+    # issue 17 goal 4: against what the three components allow together on
+    # the same cores, 1 / (1/gw + 1/inventory + 3/notify): each order
+    # costs the machine the CPU of one payment, one reservation and three
+    # deliveries, each measured with the machine to itself
+    hb = (1 / (1 / comps["payment-gw"] + 1 / comps["inventory"] + 1 / comps["notify/3"])
+          if len(known) == 3 else None)
+    r = ratio(e2e.get("sustained_rate"), hb)
+    figs.append({"figure": "end-to-end sustained vs the components' harmonic bound",
+                 "value": e2e.get("sustained_rate"), "baseline": hb, "unit": "/s",
+                 "baseline_label": "1/(1/gw + 1/inventory + 3/notify)", "ratio": r,
+                 "goal": ">= 0.8", "met": None if r is None else r >= 0.8,
+                 "note": note})
+    # issue 17 goal 3: fast when idle (no baseline: absolute goals)
+    low = next((x for x in e2e.get("latency", []) if x.get("fraction") == 0.1), None)
+    low_note = why(e2e, "bench/e2e")
+    if low_note is None and low is None:
+        low_note = "no 10 % step in this run"
+    sp = ((low or {}).get("stages") or {}).get("split")
+    if low_note is None and sp:
+        low_note = (f"{low['offered_rate']:.0f} orders/s; stages p50 / p99 ms: "
+                    + ", ".join(f"{k} {v['p50_s'] * 1000:.1f} / {v['p99_s'] * 1000:.1f}"
+                                for k, v in sp.items()))
+    for pk, goal, lab in (("p50_s", 15.0, "p50"), ("p99_s", 30.0, "p99")):
+        v = low[pk] * 1000 if low else None
+        figs.append({"figure": f"end-to-end {lab} latency at 10 % of the sustained rate",
+                     "value": v, "baseline": None, "unit": "ms", "digits": 1,
+                     "baseline_label": "none", "ratio": None, "goal": f"<= {goal:.0f} ms",
+                     "met": None if v is None else v <= goal,
+                     "note": low_note if lab == "p50" else None})
     half = next((x for x in e2e.get("latency", []) if x.get("fraction") == 0.5), None)
     p99 = half["p99_s"] * 1000 if half else None
     alone = e2e.get("alone") or {}
@@ -304,6 +333,17 @@ def plot(e2e: dict, path: Path) -> str | None:
         ax.axvline(best["offered_rate"], color="grey", ls="--", lw=1)
         ax.annotate("sustained", (best["offered_rate"], ax.get_ylim()[0]), rotation=90,
                     va="bottom", ha="right", color="grey")
+    # issue 17 goal 3: p50 <= 15 ms and p99 <= 30 ms at 10 % of the
+    # sustained rate; the 10 % step's two figures written beside it
+    low = next((p for p in pts if p.get("fraction") == 0.1), None)
+    if low:
+        x = low["offered_rate"]
+        for y, lab, col in ((15, "p50 goal at 10 %", "C0"), (30, "p99 goal at 10 %", "C2")):
+            ax.plot([x * 0.8, x * 1.25], [y, y], color=col, ls=":", lw=1.5)
+            ax.annotate(lab, (x * 1.27, y), va="center", fontsize=7, color=col)
+        ax.annotate(f"10 %: p50 {low['p50_s'] * 1000:.1f} ms, p99 {low['p99_s'] * 1000:.1f} ms",
+                    (x, low["p99_s"] * 1000), textcoords="offset points", xytext=(0, 12),
+                    ha="left", fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -22,8 +22,9 @@ size_t inv_config_table(inv_config *c, of_cfg_entry *out)
          0, 0, "directory of NNN_name.sql migrations applied at start"},
         {"OF_INV_BATCH_MAX", OF_CFG_INT, &c->batch_max, "200", 1, 5000, 0,
          "most payment records applied in one PostgreSQL transaction"},
-        {"OF_INV_BATCH_MS", OF_CFG_DURATION, &c->batch_ms, "20ms", 0, 10000,
-         0, "longest wait to fill a batch once it has a record"},
+        {"OF_INV_BATCH_MS", OF_CFG_DURATION, &c->batch_ms, "0ms", 0, 10000,
+         0, "longest wait to fill a batch once it has a record (0: none; "
+         "a free worker takes what is queued, group commit)"},
         {"OF_INV_WORKERS", OF_CFG_INT, &c->workers, "3", 1, 32, 0,
          "threads (each with a PostgreSQL connection) applying batches; "
          "partition p goes to worker p mod N"},

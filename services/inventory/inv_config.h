@@ -21,7 +21,7 @@ typedef struct inv_config {
     char *admin_token;       /* OF_ADMIN_TOKEN (secret; empty: PUT is 401) */
     char *migrations_dir;    /* OF_MIGRATIONS_DIR, default deploy/sql */
     long long batch_max;     /* OF_INV_BATCH_MAX, default 200 */
-    int64_t batch_ms;        /* OF_INV_BATCH_MS, default 20 ms */
+    int64_t batch_ms;        /* OF_INV_BATCH_MS, default 0 (group commit) */
     long long relay_batch;   /* OF_INV_RELAY_BATCH, default 500 */
     long long http_threads;  /* OF_INV_HTTP_THREADS, default 2 */
     long long workers;       /* OF_INV_WORKERS, default 3 */

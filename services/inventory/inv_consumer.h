@@ -3,9 +3,10 @@
  *
  * The calling thread polls payment.success (group <prefix>inventory) and
  * hands each record to one of OF_INV_WORKERS worker threads: partition p
- * to worker p mod N, so a partition's records stay in order. A worker
- * collects batches (up to OF_INV_BATCH_MAX records, or OF_INV_BATCH_MS
- * after the first), applies each in one PostgreSQL transaction on its own
+ * to worker p mod N, so a partition's records stay in order. A free
+ * worker takes what is queued (up to OF_INV_BATCH_MAX records; group
+ * commit: what arrives while a batch runs forms the next one; a positive
+ * OF_INV_BATCH_MS also waits that long after the first), applies each in one PostgreSQL transaction on its own
  * connection (inv_db_apply through inv_batch_apply), then publishes the
  * invalid, conflicting and refused records to payment.success.dlq with the
  * section 7 headers, and only then stores the offsets of the whole batch

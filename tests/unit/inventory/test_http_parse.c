@@ -64,7 +64,7 @@ static void test_config_defaults(void **state)
     char err[256];
     assert_int_equal(inv_config_load(&c, err, sizeof err), OF_OK);
     assert_int_equal(c.batch_max, 200);
-    assert_int_equal(c.batch_ms, 20);
+    assert_int_equal(c.batch_ms, 0);
     assert_int_equal(c.common.http_port, 8081);
     assert_string_equal(c.migrations_dir, "deploy/sql");
     assert_string_equal(c.pg_dsn, "dbname=x");

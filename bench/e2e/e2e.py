@@ -362,9 +362,10 @@ def _http_ok(url: str) -> bool:
 class ClockMap(threading.Thread):
     """Maps wall-clock stamps (Kafka CreateTime, PostgreSQL now()) onto the
     monotonic clock of the load generator and the sink. The offset between
-    the two is not constant: on the benchmark machine (a VM) the wall clock
-    gained 5 ms per second on the monotonic one, so one offset taken after
-    a 20 s step put stages off by up to 100 ms. It is sampled every 0.2 s
+    the two is not always constant: on the benchmark machine (a VM) the
+    wall clock gained 5 ms per second on the monotonic one at times, so one
+    offset taken after a 20 s step put stages off by up to 100 ms (at other
+    times it holds still). It is sampled every 0.2 s
     while the step runs, and each stamp uses the sample nearest to it."""
 
     def __init__(self) -> None:

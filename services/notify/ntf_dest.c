@@ -242,17 +242,18 @@ static void ntf_ring_del(ntf_sched_chan *c, ntf_dest *d)
 }
 
 static int64_t ntf_dest_blocked(const ntf_dest *d, int64_t now_ms);
+static int64_t ntf_dest_drain_ms(const ntf_sched *s, const ntf_dest *d,
+                                 size_t queued);
 
 void ntf_sched_push(ntf_sched *s, ntf_dest *d, ntf_qitem *it, int64_t now_ms)
 {
     if (!d->fixed && s->cfg.dest_max_queued > 0 &&
-        d->qn >= s->cfg.dest_max_queued) {
+        d->qn >= s->cfg.dest_max_queued &&
+        (ntf_dest_blocked(d, now_ms) >= 0 || !d->paced ||
+         ntf_dest_drain_ms(s, d, d->qn + 1) >= NTF_DEST_FAST_DRAIN_MS)) {
         int64_t wait = ntf_dest_blocked(d, now_ms);
-        if (wait <= 0) {
-            int64_t limit = d->fixed ? s->cfg.chan_max_inflight
-                                     : s->cfg.dest_max_inflight;
-            wait = ((int64_t)d->qn / limit + 1) * d->avg_ms;
-        }
+        if (wait <= 0)
+            wait = ntf_dest_drain_ms(s, d, d->qn);
         s->queue_full++;
         s->ops.defer(s->ud, d, it, wait);
         return;
@@ -315,6 +316,40 @@ static int ntf_dest_limit(const ntf_sched *s, const ntf_dest *d)
     return d->fixed ? s->cfg.chan_max_inflight : s->cfg.dest_max_inflight;
 }
 
+/* About how long d needs for `queued` deliveries at its pace. */
+static int64_t ntf_dest_drain_ms(const ntf_sched *s, const ntf_dest *d,
+                                 size_t queued)
+{
+    return ((int64_t)queued / ntf_dest_limit(s, d) + 1) * d->avg_ms;
+}
+
+/* A webhook destination that kept more than dest_max_queued waiting while
+ * it was fast and is slow now: the deliveries beyond dest_max_queued (the
+ * newest) move on like a deferral, so they do not hold records in process
+ * behind a slow destination. */
+static void ntf_dest_shed(ntf_sched *s, ntf_dest *d)
+{
+    size_t keep = s->cfg.dest_max_queued;
+    if (d->fixed || keep == 0 || d->qn <= keep ||
+        ntf_dest_drain_ms(s, d, d->qn) < NTF_DEST_FAST_DRAIN_MS)
+        return;
+    ntf_qitem *last = d->qhead;
+    for (size_t i = 1; i < keep; i++)
+        last = last->next;
+    ntf_qitem *rest = last->next;
+    last->next = NULL;
+    d->qtail = last;
+    d->qn = keep;
+    int64_t wait = ntf_dest_drain_ms(s, d, keep);
+    while (rest) {
+        ntf_qitem *nx = rest->next;
+        rest->next = NULL;
+        s->queue_full++;
+        s->ops.defer(s->ud, d, rest, wait);
+        rest = nx;
+    }
+}
+
 /* Takes d off the ring when it cannot send now: its queue deferred while
  * blocked, or parked at its in-flight limit (ntf_sched_result puts it
  * back). True when d was taken off. */
@@ -328,6 +363,7 @@ static bool ntf_sched_settle(ntf_sched *s, ntf_sched_chan *c, ntf_dest *d,
             s->ops.defer(s->ud, d, it, wait);
         return true;
     }
+    ntf_dest_shed(s, d);
     if (d->qn == 0 || d->inflight >= ntf_dest_limit(s, d)) {
         ntf_ring_del(c, d);
         return true;
@@ -376,8 +412,9 @@ void ntf_sched_result(ntf_sched *s, ntf_dest *d, bool failure, bool probe,
     ntf_sched_chan *c = &s->ch[d->ch];
     if (elapsed_ms < 0)
         elapsed_ms = 0;
-    d->avg_ms = d->avg_ms == 0 ? elapsed_ms
-                               : d->avg_ms + (elapsed_ms - d->avg_ms) / 8;
+    d->avg_ms = !d->paced ? elapsed_ms
+                          : d->avg_ms + (elapsed_ms - d->avg_ms) / 8;
+    d->paced = true;
     if (d->inflight > 0)
         d->inflight--;
     if (c->inflight > 0)

@@ -55,6 +55,7 @@ typedef struct ntf_dest {
     ntf_breaker br;
     int inflight;
     int64_t avg_ms;   /* moving average of its request durations */
+    bool paced;       /* avg_ms is known: a request has finished */
     ntf_qitem *qhead, *qtail;
     size_t qn;
     bool fixed;       /* e-mail or SMS: never forgotten */
@@ -125,16 +126,27 @@ void ntf_sched_free(ntf_sched *s);
  * in flight (otherwise the next ntf_sched_dest may forget it). */
 ntf_dest *ntf_sched_dest(ntf_sched *s, ntf_channel ch, const char *url);
 
+/* A webhook destination may keep more than dest_max_queued deliveries
+ * waiting only while it drains them within this long ((queued / in-flight
+ * limit + 1) x its average request duration): a fast, busy destination
+ * keeps its surplus in process (bounded by OF_NOTIFY_MAX_PENDING) instead
+ * of sending it through a retry tier, a slow one cannot hold the records
+ * in process. */
+#define NTF_DEST_FAST_DRAIN_MS 1000
+
 /* Queues it at d (FIFO); when d is a webhook destination with
- * dest_max_queued waiting already, defers it at once instead (wait: the
- * rest of an open breaker's cooldown, else about the time d needs for the
- * deliveries ahead: (queued / in-flight limit + 1) x its average request
- * duration). */
+ * dest_max_queued waiting already, and it is blocked, has not answered
+ * yet, or would need NTF_DEST_FAST_DRAIN_MS or more for its queue, defers
+ * it at once instead (wait: the rest of an open breaker's cooldown, else
+ * about the time d needs for the deliveries ahead: (queued / in-flight
+ * limit + 1) x its average request duration). */
 void ntf_sched_push(ntf_sched *s, ntf_dest *d, ntf_qitem *it,
                     int64_t now_ms);
 
 /* Goes over every channel: defers the queues of destinations whose
- * breaker is open (or whose probe is in flight), then sends queued items
+ * breaker is open (or whose probe is in flight) and, of a webhook
+ * destination that became slow, the deliveries queued beyond
+ * dest_max_queued (see NTF_DEST_FAST_DRAIN_MS), then sends queued items
  * round-robin over the destinations, one at a time, within the channel's
  * and each destination's in-flight limit. */
 void ntf_sched_run(ntf_sched *s, int64_t now_ms);

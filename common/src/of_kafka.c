@@ -780,7 +780,7 @@ struct of_kafka_consumer {
     char instance[256]; /* group.instance.id, "" for a dynamic member */
     of_kafka_rebalance_fn on_rebalance;
     void *rebalance_ud;
-    char fatal_why[768]; /* written once, before fatal is set */
+    char fatal_why[1024]; /* written once, before fatal is set */
     int close_timeout_ms;
     int64_t close_deadline_ms; /* of_mono_ms(); 0 while not closing */
     atomic_bool fatal;
@@ -805,7 +805,11 @@ static void consumer_set_fatal(of_kafka_consumer *c)
                  "another process joined consumer group %s with this one's "
                  "group.instance.id '%s' and fenced it: every replica needs "
                  "its own OF_KAFKA_INSTANCE_ID (auto: from host and port; "
-                 "none: dynamic membership)",
+                 "none: dynamic membership). If a 'session timed out' "
+                 "warning came just before (Kafka out of reach for longer "
+                 "than session.timeout.ms), this process fenced itself "
+                 "while joining again (librdkafka commits under the old "
+                 "membership): restart it",
                  c->group, c->instance);
     else
         snprintf(c->fatal_why, sizeof c->fatal_why,

@@ -98,7 +98,7 @@ of_status ntf_engine_run(ntf_engine *e)
          * fatal error of the consumer: finish what is in process (its
          * offsets can no longer be committed; the group's new member
          * redoes those records) and stop with exit 1. */
-        char why[768];
+        char why[1024];
         if (!e->draining && of_kafka_consumer_failed(e->cons, why, sizeof why)) {
             of_log(OF_LOG_FATAL, NULL, "stopping: %s", why);
             atomic_store(&e->fatal, true);

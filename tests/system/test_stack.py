@@ -123,7 +123,11 @@ def test_kafka_cluster_of_three_fails_over(tmp_path):
         assert all(len(p.replicas) == 3 and len(p.isrs) == 3 for p in md.partitions.values())
         res = ConfigResource(ConfigResource.Type.TOPIC, topic)
         admin = cluster.admin()  # kept: the futures die with their client
-        conf = admin.describe_configs([res])[res].result(10)
+        # The request goes to any node, and a node learns of a new topic a
+        # moment after the controller: UNKNOWN_TOPIC_OR_PART until then
+        # (CI's ASan pass, 2026-12-06).
+        conf = wait_until(lambda: admin.describe_configs([res])[res].result(10), timeout=30,
+                          interval=0.5, message="a node to describe the new topic")
         assert conf["min.insync.replicas"].value == "2"
         cluster.produce(topic, "k", "before", partition=0)
         leader = cluster.leader(topic, 0)

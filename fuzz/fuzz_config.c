@@ -18,7 +18,7 @@
  * bounds; a failed one names the variable first and never echoes a secret
  * value; whatever the outcome, of_config_free leaves no leak (LeakSanitizer).
  *
- * FUZZ-SOURCES: services/inventory/inv_config.c services/notify/ntf_config.c
+ * FUZZ-SOURCES: services/inventory/inv_config.c services/notify/ntf_config.c services/notify/ntf_addr.c
  * FUZZ-MAX-LEN: 2048
  */
 #include <ctype.h>
@@ -327,7 +327,9 @@ static void run_rdkafka(void)
                 prop[k++] = *q == '_' ? '.' : (char)tolower((unsigned char)*q);
             prop[k] = '\0';
             snprintf(msg, sizeof msg, "%s", colon);
-            for (char *m; k > 0 && (m = strstr(msg, prop)) != NULL;)
+            /* From after each match: a property of blanks ("OF_RDKAFKA_ ")
+             * would otherwise be found again for ever. */
+            for (char *m = msg; k > 0 && (m = strstr(m, prop)) != NULL; m += k)
                 memset(m, ' ', k);
             if (secretish && v != NULL && strlen(v) >= 6)
                 FZ_CHECK(strstr(msg, v) == NULL, "secret value in '%s'", err);

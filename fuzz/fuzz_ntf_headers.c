@@ -144,7 +144,7 @@ static void check_meta(const rd_kafka_headers_t *h)
     }
     free(ch);
     if (count_named(h, NTF_H_CHANNEL) + count_named(h, NTF_H_ATTEMPT) +
-            count_named(h, NTF_H_DUE) == 0)
+            count_named(h, NTF_H_DUE) + count_named(h, NTF_H_DEFERRALS) == 0)
         FZ_CHECK(!m.bad && m.attempts == 0 && m.due_ms == 0, "meta from nothing");
 }
 
@@ -180,18 +180,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Retry record headers. */
     int64_t due = NOW_MS + 5000;
-    rd_kafka_headers_t *rh = ntf_retry_headers(h, ch, attempts, due, lasterr);
+    int deferrals = attempts % 6;
+    rd_kafka_headers_t *rh =
+        ntf_retry_headers(h, ch, attempts, deferrals, due, lasterr);
     FZ_CHECK(rh != NULL, "no retry headers");
     check_kept(h, rh, "notify.", "dlq.");
     FZ_CHECK(count_named(rh, NTF_H_CHANNEL) == 1 &&
                  count_named(rh, NTF_H_ATTEMPT) == 1 &&
-                 count_named(rh, NTF_H_DUE) == 1,
+                 count_named(rh, NTF_H_DUE) == 1 &&
+                 count_named(rh, NTF_H_DEFERRALS) == (deferrals > 0),
              "notify.* headers repeated");
     check_cut(rh, NTF_H_LAST_ERROR, lasterr);
     ntf_retry_meta m;
     ntf_retry_meta_read(rh, &m);
     FZ_CHECK(!m.bad && m.channel == (int)ch && m.attempts == attempts &&
-                 m.due_ms == due,
+                 m.due_ms == due && m.deferrals == deferrals,
              "retry headers read back as channel %d attempts %d due %lld",
              m.channel, m.attempts, (long long)m.due_ms);
     rd_kafka_headers_destroy(rh);
@@ -246,8 +249,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             FZ_CHECK(nx.dlq_class && (size_t)(m.attempts + 1) > ntiers,
                      "DLQ at attempt %d of %zu tiers", m.attempts + 1, ntiers);
-        nx = ntf_retry_defer((int)(data[0] % 20), m.attempts, delays, ntiers,
-                             NOW_MS);
+        /* Below the deferral cap: a retry, attempts unchanged. */
+        int64_t wait = (int64_t)(data[0] % 20) * 1000;
+        nx = ntf_retry_defer(m.attempts, 0, 5, wait, delays, ntiers, NOW_MS);
         FZ_CHECK(nx.kind == NTF_NEXT_RETRY && nx.tier >= 1 &&
                      (size_t)nx.tier <= ntiers && nx.attempts == m.attempts,
                  "defer tier %d", nx.tier);

@@ -57,7 +57,13 @@ size_t of_json_quote(char *out, const char *s)
     *o++ = '"';
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         if (*c >= 32 && *c != '"' && *c != '\\') {
-            *o++ = (char)*c;
+            /* a run of bytes that need no escape, copied at once */
+            const unsigned char *e = c + 1;
+            while (*e >= 32 && *e != '"' && *e != '\\')
+                e++;
+            memcpy(o, c, (size_t)(e - c));
+            o += e - c;
+            c = e - 1;
             continue;
         }
         *o++ = '\\';

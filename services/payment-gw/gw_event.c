@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "of_json.h"
 #include "of_kafka.h"
 #include "of_uuid.h"
 
@@ -63,41 +64,8 @@ static void jw_raw(jw *w, const char *s, size_t n)
  * every other byte (UTF-8 included) as it is. */
 static void jw_str(jw *w, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t n = strlen(s);
-    if (!jw_room(w, 6 * n + 2))
-        return;
-    char *o = w->p + w->len;
-    *o++ = '"';
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c >= 32 && *c != '"' && *c != '\\') {
-            /* a run of bytes that need no escape, copied at once */
-            const unsigned char *e = c + 1;
-            while (*e >= 32 && *e != '"' && *e != '\\')
-                e++;
-            memcpy(o, c, (size_t)(e - c));
-            o += e - c;
-            c = e - 1;
-            continue;
-        }
-        *o++ = '\\';
-        switch (*c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            memcpy(o, "u00", 3);
-            o[3] = hex[*c >> 4];
-            o[4] = hex[*c & 15];
-            o += 5;
-        }
-    }
-    *o++ = '"';
-    w->len = (size_t)(o - w->p);
+    if (jw_room(w, OF_JSON_QUOTED_MAX(strlen(s))))
+        w->len += of_json_quote(w->p + w->len, s);
 }
 
 /* A validated integer (|v| <= 10^12): cJSON printed such doubles in

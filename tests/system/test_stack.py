@@ -471,10 +471,25 @@ def test_devsink_logs_the_exact_body(tmp_path):
 
 # --- make up with a replicated cluster and replicas (issue 16's local stack) -------
 
-def _free_block(offsets: list[int], lo: int = 20000, hi: int = 60000) -> int:
-    """A base port such that base + every offset is free on 127.0.0.1."""
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _free_block(offsets: list[int], lo: int = 20000, hi: int | None = None) -> int:
+    """A base port such that base + every offset is free on 127.0.0.1.
+
+    The block lies below the kernel's ephemeral range: a port in that range
+    that is free now can be taken a moment later as the local end of any
+    outgoing connection (the three Kafka nodes and the services open many),
+    and a service binding 0.0.0.0 on it then fails with "address in use"."""
     import random
     import socket
+    if hi is None:
+        hi = _ephemeral_low()
     for _ in range(200):
         base = random.randrange(lo, hi - max(offsets))
         socks = []
@@ -522,13 +537,16 @@ def test_make_up_three_nodes_and_replicas(tmp_path):
 
     var = tmp_path / "var"
     pg_data = Path(tempfile.mkdtemp(prefix="of-pg-stack-", dir="/tmp"))
-    kafka_port = _free_block([0, 1, 2, 3, 4, 5])
-    gw, inv, ntf = (_free_block([0, 100]) for _ in range(3))
+    # one block of ports, so no two of them can be handed the same one: three
+    # Kafka nodes (broker, controller), the services and their replicas
+    # (+100), PostgreSQL, the sink
+    base = _free_block([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 106, 107, 108])
+    kafka_port, gw, inv, ntf = base, base + 6, base + 7, base + 8
     env = {k: v for k, v in os.environ.items() if not k.startswith("OF_")}
     env.update({
         "OF_VAR_DIR": str(var), "OF_PG_DATA": str(pg_data), "OF_BIN_DIR": str(bin_dir()),
         "OF_SKIP_DEPS": "1", "OF_SKIP_BUILD": "1", "OF_SEED_DEMO": "0", "OF_READY_TIMEOUT": "90",
-        "OF_PG_PORT": str(_free_block([0])), "OF_SINK_PORT": str(_free_block([0])),
+        "OF_PG_PORT": str(base + 9), "OF_SINK_PORT": str(base + 10),
         "OF_KAFKA_PORT": str(kafka_port), "OF_KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
         "OF_GW_PORT": str(gw), "OF_INVENTORY_PORT": str(inv), "OF_NOTIFY_PORT": str(ntf),
         "OF_KAFKA_NODES": "3", "OF_INVENTORY_REPLICAS": "2", "OF_NOTIFY_REPLICAS": "2",
@@ -605,9 +623,14 @@ def test_make_up_three_nodes_and_replicas(tmp_path):
         resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics]
         for res, fut in admin.describe_configs(resources).items():
             assert fut.result(10)["min.insync.replicas"].value == "2", res
-        groups = admin.describe_consumer_groups(["inventory", "notify"])
-        for g, fut in groups.items():
-            assert len(fut.result(10).members) == 2, g
+        # both replicas of each service join their group; a replica may join
+        # a few seconds after the first (its coordinator lookup backs off
+        # while __consumer_offsets is still loading: "Coordinator load in
+        # progress"), and the order above is decided by whichever came first
+        def members(g):
+            return len(admin.describe_consumer_groups([g])[g].result(10).members)
+        for g in ("inventory", "notify"):
+            wait_until(lambda: members(g) == 2, timeout=60, message=f"two members in group {g}")
 
         # a SIGKILLed replica: the next run starts it and nothing else
         os.kill(pids["inventory-1"], signal.SIGKILL)

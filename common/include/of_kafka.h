@@ -198,7 +198,9 @@ of_status of_kafka_consumer_store(of_kafka_consumer *c,
                                   const rd_kafka_message_t *msg) OF_MUST_CHECK;
 
 /* Commits stored offsets now and waits for the result, at most the
- * consumer's close_timeout_ms: OF_OK (or nothing to commit), else
+ * consumer's close_timeout_ms: OF_OK (or nothing to commit, or nothing
+ * committed because the assignment was lost: the group session ended and
+ * the partitions' next owner processes their records again), else
  * transient (e.g. the coordinator not answering in time; the commit may
  * still complete later) or the error's class. */
 of_status of_kafka_consumer_commit(of_kafka_consumer *c) OF_MUST_CHECK;

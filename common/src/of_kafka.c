@@ -805,11 +805,7 @@ static void consumer_set_fatal(of_kafka_consumer *c)
                  "another process joined consumer group %s with this one's "
                  "group.instance.id '%s' and fenced it: every replica needs "
                  "its own OF_KAFKA_INSTANCE_ID (auto: from host and port; "
-                 "none: dynamic membership). If a 'session timed out' "
-                 "warning came just before (Kafka out of reach for longer "
-                 "than session.timeout.ms), this process fenced itself "
-                 "while joining again (librdkafka commits under the old "
-                 "membership): restart it",
+                 "none: dynamic membership)",
                  c->group, c->instance);
     else
         snprintf(c->fatal_why, sizeof c->fatal_why,
@@ -937,6 +933,38 @@ static rd_kafka_resp_err_t commit_within(rd_kafka_t *rk, int timeout_ms)
     return e;
 }
 
+/* Drops the offsets stored for partitions whose assignment was lost, so
+ * that nothing commits them. A lost partition's offsets must not be
+ * committed: the group session ended, another member may own it now, and
+ * its records since the last commit are processed again by whoever owns it
+ * next (at-least-once). librdkafka 2.3.0 would commit them anyway: it
+ * commits the stored offset of every partition it removes from the
+ * assignment (rdkafka_assignment.c, serve_removals), and
+ * incremental_unassign() and assign(NULL) clear the "lost" mark before that
+ * commit goes out. The commit then carries the member id that the session
+ * timeout cleared, and for a static member (group.instance.id) the broker
+ * answers FENCED_INSTANCE_ID, a fatal error: the process stopped after a
+ * broker restart that outlasted session.timeout.ms. */
+static void forget_stored_offsets(rd_kafka_t *rk, const char *group,
+                                  const rd_kafka_topic_partition_list_t *parts)
+{
+    if (!parts || parts->cnt == 0)
+        return;
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++)
+        rd_kafka_topic_partition_list_add(l, parts->elems[i].topic,
+                                          parts->elems[i].partition)
+            ->offset = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(rk, l);
+    if (e)
+        of_log(OF_LOG_WARN, OF_KV("group", group),
+               "kafka: cannot drop the stored offsets of lost partitions "
+               "(they may be committed): %s",
+               rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* How long a commit may wait now: the close's time left while closing,
  * else close_timeout_ms. */
 static int commit_budget_ms(const of_kafka_consumer *c)
@@ -983,11 +1011,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        log_partitions(rd_kafka_assignment_lost(rk) ? "lost" : "revoked",
-                       c->group, parts);
+        bool lost = rd_kafka_assignment_lost(rk);
+        log_partitions(lost ? "lost" : "revoked", c->group, parts);
         /* Commit what was stored before giving the partitions up, so the
          * next owner starts right after the last decided record. */
-        if (!rd_kafka_assignment_lost(rk)) {
+        if (!lost) {
             rd_kafka_resp_err_t e = commit_within(rk, commit_budget_ms(c));
             if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 of_log(OF_LOG_WARN, OF_KV("group", c->group),
@@ -996,6 +1024,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         if (c->on_rebalance)
             c->on_rebalance(c->rebalance_ud, false, parts);
+        /* After the service's callback: what it stored while finishing
+         * its work on them is dropped too. */
+        if (lost)
+            forget_stored_offsets(rk, c->group, parts);
         for (int i = 0; parts && i < parts->cnt; i++) {
             char pbuf[16];
             snprintf(pbuf, sizeof pbuf, "%" PRId32, parts->elems[i].partition);
@@ -1296,6 +1328,14 @@ of_status of_kafka_consumer_commit(of_kafka_consumer *c)
 {
     if (!c)
         return OF_EPERMANENT;
+    if (rd_kafka_assignment_lost(c->rk)) {
+        /* Nothing may be committed for a lost assignment (see
+         * forget_stored_offsets); the next owner processes those records
+         * again. */
+        of_log(OF_LOG_INFO, OF_KV("group", c->group),
+               "kafka: not committing: the assignment was lost");
+        return OF_OK;
+    }
     rd_kafka_resp_err_t e = commit_within(c->rk, commit_budget_ms(c));
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return OF_OK;

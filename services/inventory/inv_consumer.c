@@ -429,13 +429,21 @@ static const char *result_label(const inv_rec *r)
 /* Stores the offsets of a finished batch, counts and logs it. */
 static void finish(worker *w)
 {
-    drop_revoked(w);
+    /* The check and the stores under c->mu, which a revoke holds
+     * (on_rebalance): nothing is stored for a partition once its revoke
+     * has returned, so the stored offsets of_kafka drops for a lost
+     * partition right after stay dropped. */
+    pthread_mutex_lock(&w->c->mu);
+    drop_revoked_locked(w);
     for (size_t i = 0; i < w->bn; i++) {
-        inv_rec *r = w->batch[i];
         /* OF_ETRANSIENT: partition no longer ours; its owner redoes it
          * (the store logs it). */
-        of_status st = of_kafka_consumer_store(w->c->kc, r->msg);
+        of_status st = of_kafka_consumer_store(w->c->kc, w->batch[i]->msg);
         (void)st;
+    }
+    pthread_mutex_unlock(&w->c->mu);
+    for (size_t i = 0; i < w->bn; i++) {
+        inv_rec *r = w->batch[i];
         const char *label = result_label(r);
         if (label != NULL && r->valid)
             of_metric_add(inv_m.reservations, 1, OF_LABELS(label));

@@ -44,6 +44,19 @@ typedef struct of_pg of_pg;
  * added unless the DSN sets one. Returns NULL on allocation failure. */
 of_pg *of_pg_new(const char *dsn, const char *application_name);
 
+/* The libpq keywords and values of_pg connects with, NULL-terminated
+ * (OF_PG_CONN_PARAMS entries with the terminator): application_name,
+ * connect_timeout 5 and gssencmode disable, then the DSN expanded at
+ * "dbname", so that anything the DSN sets itself wins. GSSAPI encryption
+ * is off unless the DSN asks for it: libpq's default ("prefer") has every
+ * connection probe Kerberos credentials through libgssapi_krb5, which
+ * crashed (SIGSEGV) when one of its allocations failed
+ * (test_alloc_faults.py), and which no orderflow deployment uses. */
+#define OF_PG_CONN_PARAMS 5
+void of_pg_conn_params(const char *application_name, const char *dsn,
+                       const char *keys[OF_PG_CONN_PARAMS],
+                       const char *vals[OF_PG_CONN_PARAMS]);
+
 /* Returns a usable connection, connecting or reconnecting if needed (one
  * attempt, connect_timeout 5 s). NULL with err set when PostgreSQL cannot
  * be reached (transient: try again after of_pg_backoff_ms()). */

@@ -81,6 +81,23 @@ static void on_notice(void *arg, const PGresult *res)
            msg ? msg : "");
 }
 
+void of_pg_conn_params(const char *application_name, const char *dsn,
+                       const char *keys[OF_PG_CONN_PARAMS],
+                       const char *vals[OF_PG_CONN_PARAMS])
+{
+    /* Keywords are processed in order and a later one wins; the DSN is
+     * expanded at "dbname", so anything it sets itself (its own
+     * application_name, connect_timeout or gssencmode) overrides ours. */
+    static const char *const k[OF_PG_CONN_PARAMS] = {
+        "application_name", "connect_timeout", "gssencmode", "dbname", NULL};
+    const char *const v[OF_PG_CONN_PARAMS] = {application_name, "5", "disable",
+                                              dsn, NULL};
+    for (int i = 0; i < OF_PG_CONN_PARAMS; i++) {
+        keys[i] = k[i];
+        vals[i] = v[i];
+    }
+}
+
 PGconn *of_pg_conn(of_pg *pg, char *err, size_t errlen)
 {
     if (!pg)
@@ -93,12 +110,8 @@ PGconn *of_pg_conn(of_pg *pg, char *err, size_t errlen)
         pg->conn = NULL;
     }
     pg->session = 0;
-    /* Keywords are processed in order and a later one wins; the DSN is
-     * expanded at "dbname", so anything it sets itself (its own
-     * application_name or connect_timeout) overrides our defaults. */
-    const char *const keys[] = {"application_name", "connect_timeout",
-                                "dbname", NULL};
-    const char *const vals[] = {pg->app, "5", pg->dsn, NULL};
+    const char *keys[OF_PG_CONN_PARAMS], *vals[OF_PG_CONN_PARAMS];
+    of_pg_conn_params(pg->app, pg->dsn, keys, vals);
     pg->conn = PQconnectdbParams(keys, vals, 1);
     if (!pg->conn) {
         of_seterr(err, errlen, "postgres: out of memory");

@@ -119,6 +119,52 @@ static void test_classify_result(void **state)
 /* Port 1 on loopback: refused at once, no server needed. */
 #define UNREACHABLE "host=127.0.0.1 port=1 dbname=x user=x connect_timeout=2"
 
+/* The value libpq settles on for `key` when of_pg connects with this DSN
+ * (a connection only started, to a closed loopback port, then dropped). */
+static char *conn_option(const char *dsn, const char *key)
+{
+    const char *keys[OF_PG_CONN_PARAMS], *vals[OF_PG_CONN_PARAMS];
+    of_pg_conn_params("test_pg", dsn, keys, vals);
+    PGconn *conn = PQconnectStartParams(keys, vals, 1);
+    assert_non_null(conn);
+    char *out = NULL;
+    PQconninfoOption *opts = PQconninfo(conn);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, key) == 0 && o->val)
+            out = strdup(o->val);
+    PQconninfoFree(opts);
+    PQfinish(conn);
+    return out;
+}
+
+/* GSSAPI encryption is off by default (libgssapi_krb5 crashed on a failed
+ * allocation while libpq probed for Kerberos credentials), and a DSN that
+ * sets gssencmode, application_name or connect_timeout itself wins. */
+static void test_conn_params(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *dsn, *key, *want;
+    } cases[] = {
+        {"host=127.0.0.1 port=1 dbname=x", "gssencmode", "disable"},
+        {"postgresql://127.0.0.1:1/x", "gssencmode", "disable"},
+        {"host=127.0.0.1 port=1 gssencmode=prefer", "gssencmode", "prefer"},
+        {"postgresql://127.0.0.1:1/x?gssencmode=require", "gssencmode", "require"},
+        {"host=127.0.0.1 port=1", "application_name", "test_pg"},
+        {"host=127.0.0.1 port=1 application_name=mine", "application_name", "mine"},
+        {"host=127.0.0.1 port=1", "connect_timeout", "5"},
+        {"host=127.0.0.1 port=1 connect_timeout=9", "connect_timeout", "9"},
+        {"host=127.0.0.1 port=1 dbname=orders", "dbname", "orders"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = conn_option(cases[i].dsn, cases[i].key);
+        if (!got || strcmp(got, cases[i].want) != 0)
+            fail_msg("%s: %s is %s, want %s", cases[i].dsn, cases[i].key,
+                     got ? got : "(unset)", cases[i].want);
+        free(got);
+    }
+}
+
 static void test_unreachable(void **state)
 {
     (void)state;
@@ -202,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_classify_sqlstate),
         cmocka_unit_test(test_sqlstate_what),
         cmocka_unit_test(test_classify_result),
+        cmocka_unit_test(test_conn_params),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_migrate_dir_errors),
     };

@@ -147,14 +147,16 @@ typedef struct of_kafka_consumer_opts {
 } of_kafka_consumer_opts;
 
 /* conf_defaults entries for a pipeline stage's consumer: the broker holds
- * a fetch up to 10 ms until 100 kB are there (librdkafka: 1 byte, so a
+ * a fetch up to 3 ms until 100 kB are there (librdkafka: 1 byte, so a
  * busy topic makes one fetch request per few records). Measured on the
  * end-to-end benchmark (2 cores, 2026-12-04): 10-16 points less machine
- * CPU at 1 131 orders/s with the same p99 and a p50 13 ms higher; at
- * 2 200 orders/s p99s of 212 and 139 ms against 710 and 197 ms.
- * docs/PERFORMANCE.md. */
+ * CPU at 1 131 orders/s than 1 byte with the same p99; at 2 200 orders/s
+ * p99s of 212 and 139 ms against 710 and 197 ms. 3 ms rather than 10 since
+ * issue 17: inventory holds a batch itself while busy
+ * (OF_INV_BATCH_BUSY_MS), so the shorter wait takes ~4 ms off an idle
+ * pipeline without more transactions under load. docs/PERFORMANCE.md. */
 #define OF_KAFKA_BATCHED_FETCH                                                \
-    "fetch.wait.max.ms", "10", "fetch.min.bytes", "100000"
+    "fetch.wait.max.ms", "3", "fetch.min.bytes", "100000"
 
 /* The session of a static member: long enough to cover a restart (the
  * partitions of a member that left wait for it this long), short enough

@@ -87,6 +87,40 @@ int64_t inv_batch_wait_ms(size_t queued, size_t max, int64_t waited_ms,
     return window_ms - waited_ms;
 }
 
+void inv_rate_add(inv_rate *r, int64_t now_ms, unsigned k)
+{
+    if (r->t0_ms == 0)
+        r->t0_ms = now_ms;
+    int64_t span = now_ms - r->t0_ms;
+    if (span >= INV_RATE_WINDOW_MS) {
+        double w = (double)r->n * 1000.0 / (double)span;
+        /* a window stretched by a gap measures the gap: the old rate is
+         * stale then, not smoothed in */
+        bool steady = r->at_ms != 0 && span <= 2 * INV_RATE_WINDOW_MS;
+        r->per_s = steady ? (r->per_s + w) / 2 : w;
+        r->at_ms = now_ms;
+        r->t0_ms = now_ms;
+        r->n = 0;
+    }
+    r->n += k;
+}
+
+double inv_rate_get(const inv_rate *r, int64_t now_ms)
+{
+    if (r->at_ms == 0 || now_ms - r->at_ms > 2 * INV_RATE_WINDOW_MS)
+        return 0;
+    return r->per_s;
+}
+
+int64_t inv_batch_window_ms(int64_t fixed_ms, int64_t busy_ms, double rate_per_s)
+{
+    if (fixed_ms > 0)
+        return fixed_ms;
+    if (busy_ms > 0 && rate_per_s * (double)busy_ms >= 2000.0)
+        return busy_ms;
+    return 0;
+}
+
 /* Marks the records of a committed transaction. */
 static void decide(inv_rec **recs, size_t n)
 {

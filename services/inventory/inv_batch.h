@@ -111,4 +111,29 @@ size_t inv_batch_count(inv_rec *const *recs, size_t n, inv_disposition d);
 int64_t inv_batch_wait_ms(size_t queued, size_t max, int64_t waited_ms,
                           int64_t window_ms);
 
+/* A worker's arrival rate: records routed to it per second, measured over
+ * windows of INV_RATE_WINDOW_MS. */
+#define INV_RATE_WINDOW_MS 100
+typedef struct inv_rate {
+    int64_t t0_ms;   /* start of the current window (0: none yet) */
+    unsigned n;      /* records in the current window */
+    double per_s;    /* the last closed window's rate, smoothed */
+    int64_t at_ms;   /* when per_s was last updated */
+} inv_rate;
+
+/* Counts k records arriving at now_ms. */
+void inv_rate_add(inv_rate *r, int64_t now_ms, unsigned k);
+
+/* The rate at now_ms: 0 when no window closed in the last two windows'
+ * time (the worker went idle). */
+double inv_rate_get(const inv_rate *r, int64_t now_ms);
+
+/* The window for inv_batch_wait_ms (Nagle's rule for transactions: wait
+ * only when there is a queue to wait for). A positive `fixed_ms`
+ * (OF_INV_BATCH_MS) always; else `busy_ms` (OF_INV_BATCH_BUSY_MS) while
+ * records arrive at `rate_per_s` fast enough that at least two more would
+ * come within it, and 0 (group commit, no wait) below that rate: an idle
+ * service answers at once, a busy one runs fewer, larger transactions. */
+int64_t inv_batch_window_ms(int64_t fixed_ms, int64_t busy_ms, double rate_per_s);
+
 #endif

@@ -25,6 +25,10 @@ size_t inv_config_table(inv_config *c, of_cfg_entry *out)
         {"OF_INV_BATCH_MS", OF_CFG_DURATION, &c->batch_ms, "0ms", 0, 10000,
          0, "longest wait to fill a batch once it has a record (0: none; "
          "a free worker takes what is queued, group commit)"},
+        {"OF_INV_BATCH_BUSY_MS", OF_CFG_DURATION, &c->batch_busy_ms, "8ms", 0,
+         1000, 0, "with OF_INV_BATCH_MS 0: longest wait to fill a batch "
+         "while a worker's records arrive at least two per this time "
+         "(0: never wait)"},
         {"OF_INV_WORKERS", OF_CFG_INT, &c->workers, "3", 1, 32, 0,
          "threads (each with a PostgreSQL connection) applying batches; "
          "partition p goes to worker p mod N"},

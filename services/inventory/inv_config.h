@@ -22,6 +22,7 @@ typedef struct inv_config {
     char *migrations_dir;    /* OF_MIGRATIONS_DIR, default deploy/sql */
     long long batch_max;     /* OF_INV_BATCH_MAX, default 200 */
     int64_t batch_ms;        /* OF_INV_BATCH_MS, default 0 (group commit) */
+    int64_t batch_busy_ms;   /* OF_INV_BATCH_BUSY_MS, default 8 ms */
     long long relay_batch;   /* OF_INV_RELAY_BATCH, default 500 */
     long long http_threads;  /* OF_INV_HTTP_THREADS, default 2 */
     long long workers;       /* OF_INV_WORKERS, default 3 */

@@ -60,6 +60,7 @@ typedef struct worker {
     queued *q;
     size_t qn, qcap;
     int64_t first_ms;  /* arrival of the oldest queued record */
+    inv_rate rate;     /* records routed to it per second */
     bool outage;       /* waiting out a transient failure */
     bool sealing;      /* between its batch's DLQ publish and offset store */
     /* polling thread only */
@@ -255,8 +256,10 @@ static void route(consumer *c, rd_kafka_message_t *m)
         w->q = of_xrealloc(w->q, cap * sizeof *w->q, "a worker's queue");
         w->qcap = cap;
     }
+    int64_t now = of_mono_ms();
+    inv_rate_add(&w->rate, now, 1);
     if (w->qn == 0)
-        w->first_ms = of_mono_ms();
+        w->first_ms = now;
     w->q[w->qn].msg = m; /* owned by the queue now */
     w->q[w->qn].gen = gen_of(c, m->partition);
     w->qn++;
@@ -549,12 +552,15 @@ static void *worker_main(void *arg)
     consumer *c = w->c;
     size_t max = (size_t)c->o->cfg->batch_max;
     int64_t batch_ms = c->o->cfg->batch_ms;
+    int64_t busy_ms = c->o->cfg->batch_busy_ms;
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         int64_t wait_ms = 1000;
         if (w->qn > 0) {
-            int64_t due = inv_batch_wait_ms(w->qn, max, of_mono_ms() - w->first_ms,
-                                            batch_ms);
+            int64_t now = of_mono_ms();
+            int64_t window = inv_batch_window_ms(batch_ms, busy_ms,
+                                                 inv_rate_get(&w->rate, now));
+            int64_t due = inv_batch_wait_ms(w->qn, max, now - w->first_ms, window);
             if (due == 0) {
                 if (take_batch(w, max) != OF_OK) {
                     pthread_mutex_unlock(&c->mu);
@@ -610,7 +616,7 @@ static void free_workers(consumer *c)
 
 /* A small prefetch (2 MiB queue, 256 KiB per partition fetch, ~1 MB per
  * fetch): peak RSS stays under 32 MiB while every worker always has a
- * batch at hand; fetches wait up to 10 ms for 100 kB on the broker (see
+ * batch at hand; fetches wait up to 3 ms for 100 kB on the broker (see
  * OF_KAFKA_BATCHED_FETCH). of_kafka sets the 10 s group session. An
  * operator's OF_RDKAFKA_* value wins. */
 static const char *const consumer_defaults[] = {

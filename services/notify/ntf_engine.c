@@ -209,7 +209,7 @@ static const double ntf_batch_buckets[] = {1, 2, 5, 10, 25, 50, 100, 250,
 /* The consumer's prefetch: small, since records wait in process anyway
  * (bounded by OF_NOTIFY_MAX_PENDING) while librdkafka's defaults prefetch
  * up to 100000 records or 64 MiB. Fetches wait up to 3 ms for 100 kB on
- * the broker (OF_KAFKA_BATCHED_FETCH's 10 ms for inventory): notify's
+ * the broker (as OF_KAFKA_BATCHED_FETCH, inventory's, since issue 17): notify's
  * work is per delivery, not per fetch, so its shorter wait took 5-6 ms
  * off an idle pipeline's latency with no measurable CPU cost (1.15
  * against 1.18 ms of machine CPU per order at 1 500 orders/s;

@@ -235,6 +235,49 @@ static void test_window_rule(void **state)
     assert_int_equal(inv_batch_wait_ms(200, 200, 0, 20), 0);
 }
 
+/* The busy window applies only while records arrive at least two per
+ * window; a fixed window always; else none. */
+static void test_busy_window_rule(void **state)
+{
+    (void)state;
+    assert_int_equal(inv_batch_window_ms(20, 8, 0), 20);     /* fixed wins */
+    assert_int_equal(inv_batch_window_ms(20, 0, 5000), 20);
+    assert_int_equal(inv_batch_window_ms(0, 0, 5000), 0);    /* busy off */
+    assert_int_equal(inv_batch_window_ms(0, 8, 0), 0);       /* idle */
+    assert_int_equal(inv_batch_window_ms(0, 8, 107), 0);     /* 0.86 per 8 ms */
+    assert_int_equal(inv_batch_window_ms(0, 8, 249), 0);     /* 1.99 per 8 ms */
+    assert_int_equal(inv_batch_window_ms(0, 8, 250), 8);     /* 2 per 8 ms */
+    assert_int_equal(inv_batch_window_ms(0, 8, 500), 8);
+}
+
+/* The rate: records per second over 100 ms windows, smoothed while they
+ * come steadily, reset by a gap, and 0 once nothing came for a while. */
+static void test_rate(void **state)
+{
+    (void)state;
+    inv_rate r = {0};
+    assert_true(inv_rate_get(&r, 1000) == 0);
+    /* 500/s: one record every 2 ms for 1 s */
+    for (int64_t t = 1000; t < 2000; t += 2)
+        inv_rate_add(&r, t, 1);
+    double v = inv_rate_get(&r, 2000);
+    assert_true(v > 450 && v < 550);
+    /* still known 150 ms later, forgotten after 200 ms without a window */
+    assert_true(inv_rate_get(&r, r.at_ms + 150) > 450);
+    assert_true(inv_rate_get(&r, r.at_ms + 201) == 0);
+    /* one record after a 5 s gap: the stretched window (the last
+     * unfinished window's 50 records over 5.1 s, about 10/s) is not
+     * smoothed into the old rate (that would give about 250/s) */
+    inv_rate_add(&r, 7000, 1);
+    assert_true(inv_rate_get(&r, 7000) < 20);
+    /* batches of 10 every 10 ms: 1000/s */
+    inv_rate q = {0};
+    for (int64_t t = 0; t < 1000; t += 10)
+        inv_rate_add(&q, 10000 + t, 10);
+    v = inv_rate_get(&q, 11000);
+    assert_true(v > 900 && v < 1100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +290,8 @@ int main(void)
         cmocka_unit_test(test_nothing_pending),
         cmocka_unit_test(test_group_commit_rule),
         cmocka_unit_test(test_window_rule),
+        cmocka_unit_test(test_busy_window_rule),
+        cmocka_unit_test(test_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

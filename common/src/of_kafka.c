@@ -805,7 +805,12 @@ static void consumer_set_fatal(of_kafka_consumer *c)
                  "another process joined consumer group %s with this one's "
                  "group.instance.id '%s' and fenced it: every replica needs "
                  "its own OF_KAFKA_INSTANCE_ID (auto: from host and port; "
-                 "none: dynamic membership)",
+                 "none: dynamic membership). If a 'session timed out' "
+                 "warning came just before (Kafka out of reach for longer "
+                 "than session.timeout.ms), this process fenced itself "
+                 "instead: a commit librdkafka deferred while Kafka was away "
+                 "went out after the session ended (docs/RELIABILITY.md); "
+                 "restart it, nothing is lost",
                  c->group, c->instance);
     else
         snprintf(c->fatal_why, sizeof c->fatal_why,

@@ -96,9 +96,9 @@ void inv_rate_add(inv_rate *r, int64_t now_ms, unsigned k)
         double w = (double)r->n * 1000.0 / (double)span;
         /* a window stretched by a gap measures the gap: the old rate is
          * stale then, not smoothed in */
-        bool steady = r->at_ms != 0 && span <= 2 * INV_RATE_WINDOW_MS;
+        bool steady = r->known && span <= 2 * INV_RATE_WINDOW_MS;
         r->per_s = steady ? (r->per_s + w) / 2 : w;
-        r->at_ms = now_ms;
+        r->known = true;
         r->t0_ms = now_ms;
         r->n = 0;
     }
@@ -107,7 +107,7 @@ void inv_rate_add(inv_rate *r, int64_t now_ms, unsigned k)
 
 double inv_rate_get(const inv_rate *r, int64_t now_ms)
 {
-    if (r->at_ms == 0 || now_ms - r->at_ms > 2 * INV_RATE_WINDOW_MS)
+    if (!r->known || now_ms - r->t0_ms > 2 * INV_RATE_WINDOW_MS)
         return 0;
     return r->per_s;
 }

@@ -115,10 +115,11 @@ int64_t inv_batch_wait_ms(size_t queued, size_t max, int64_t waited_ms,
  * windows of INV_RATE_WINDOW_MS. */
 #define INV_RATE_WINDOW_MS 100
 typedef struct inv_rate {
-    int64_t t0_ms;   /* start of the current window (0: none yet) */
+    int64_t t0_ms;   /* start of the current window, where the last one
+                        closed (0: none yet) */
     unsigned n;      /* records in the current window */
     double per_s;    /* the last closed window's rate, smoothed */
-    int64_t at_ms;   /* when per_s was last updated */
+    bool known;      /* a window has closed: per_s means something */
 } inv_rate;
 
 /* Counts k records arriving at now_ms. */

@@ -48,18 +48,6 @@ def _decided(db) -> int:
     return db.query("SELECT count(*) FROM orders")[0][0]
 
 
-def _end(kafka, topic: str) -> int:
-    """The sum of the topic's high watermarks."""
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "watermarks",
-                  "enable.auto.commit": False})
-    try:
-        return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                   for p in range(kafka.partitions(topic)))
-    finally:
-        c.close()
-
-
 def _emailed(sink, pays) -> int:
     ok = ok_ids(sink)
     return sum(1 for p in pays if ok[delivery_id(outcome_id_of(p["payment_id"]), "email")] > 0)
@@ -85,8 +73,9 @@ def test_static_members_keep_running_after_a_broker_restart_that_outlasts_their_
     # every stored offset committed, so no auto-commit is pending when the
     # broker goes (see the module's docstring)
     for group, topic in (("inventory", "payment.success"), ("notify", "order.fulfilled")):
-        wait_until(lambda g=group, t=topic: sum(max(o, 0) for o in kafka.committed(
-                       ns.group(g), ns.topic(t)).values()) == _end(kafka, ns.topic(t)),
+        end = sum(kafka.end_offsets(ns.topic(topic)).values())
+        wait_until(lambda g=group, t=topic, e=end: sum(
+                       max(o, 0) for o in kafka.committed(ns.group(g), ns.topic(t)).values()) == e,
                    timeout=30, interval=0.5, message=f"{group} committed all of {topic}")
 
     # Kafka away for longer than the session: both consumers end their

@@ -248,6 +248,18 @@ class _KafkaClients:
         finally:
             c.close()
 
+    def end_offsets(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
+        """The high watermark of each partition of `topic` (asked again while
+        a partition's leader moves, up to `timeout`)."""
+        deadline = time.monotonic() + timeout
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "harness-watermarks",
+                      "enable.auto.commit": False})
+        try:
+            return {p: _watermarks(c, TopicPartition(topic, p), deadline)[1]
+                    for p in range(self.partitions(topic))}
+        finally:
+            c.close()
+
     def committed(self, group: str, topic: str) -> dict[int, int]:
         """Committed offsets of `group` on `topic` by partition (-1001 when none)."""
         n = self.partitions(topic)

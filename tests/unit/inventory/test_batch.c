@@ -263,8 +263,8 @@ static void test_rate(void **state)
     double v = inv_rate_get(&r, 2000);
     assert_true(v > 450 && v < 550);
     /* still known 150 ms later, forgotten after 200 ms without a window */
-    assert_true(inv_rate_get(&r, r.at_ms + 150) > 450);
-    assert_true(inv_rate_get(&r, r.at_ms + 201) == 0);
+    assert_true(inv_rate_get(&r, r.t0_ms + 150) > 450);
+    assert_true(inv_rate_get(&r, r.t0_ms + 201) == 0);
     /* one record after a 5 s gap: the stretched window (the last
      * unfinished window's 50 records over 5.1 s, about 10/s) is not
      * smoothed into the old rate (that would give about 250/s) */
